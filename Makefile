@@ -1,0 +1,58 @@
+# The instructor's commands. `make help` lists them.
+# A fresh machine needs nothing but Debian's python3 (with venv) and make: the first command
+# creates .venv and installs the pinned requirements.
+
+# Debian's python, not pyenv's: the sandboxed kernel runs as an unprivileged user, who must be
+# able to execute the venv's interpreter (pyenv lives under /root, mode 700).
+BASE_PYTHON ?= /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MNIST_NPZ ?= $(abspath $(firstword $(wildcard ../shared/datasets/mnist.npz)))
+
+SUBMISSIONS ?= build/bank
+OUT ?= grades
+JOBS ?= 2
+CHECKS := autograder/dist/autograder/tests
+MASTER := autograder/master/mnist_first_steps.ipynb autograder/master/mnist_exercise.py
+
+.PHONY: help setup assignment checks autograder bank grade test lint bench clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv and install the pinned requirements
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+assignment: $(STAMP)  ## rebuild assignment/ and solutions/ from autograder/master/
+	$(PY) -m mnist_grader assign
+
+$(CHECKS): $(MASTER) $(STAMP)
+	$(PY) -m mnist_grader assign
+
+checks: $(CHECKS)  ## build the checks (public + hidden) if the master changed
+
+autograder: $(CHECKS)  ## build autograder/autograder.zip for Gradescope
+	$(PY) -m mnist_grader autograder
+
+bank: $(CHECKS)  ## write the submission bank's notebooks into build/bank/
+	$(PY) -m tests.bank build/bank
+
+grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb or a folder; default: the bank) into OUT
+	@if [ "$(SUBMISSIONS)" = "build/bank" ]; then $(PY) -m tests.bank build/bank; fi
+	$(PY) -m mnist_grader grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS)
+
+test: $(STAMP)  ## run the test suite (grades the whole bank through the real grader)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:  ## remove what the build made (keeps .venv)
+	rm -rf build grades autograder/dist autograder/autograder.zip .pytest_cache

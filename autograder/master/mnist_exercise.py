@@ -1,0 +1,641 @@
+"""Support code for the "first steps in computer vision" MNIST exercise.
+
+Students import it from the notebook; the public checks and the grader use it too, so that a
+check says the same thing in the notebook and in the grade report.
+
+- `load_mnist` finds the MNIST data offline (an environment variable, then known places) and
+  falls back to the Keras download only when no local copy exists.
+- `expect` raises a `CheckFailed` carrying one feedback record: message / expected / got.
+- `describe_model` and `describe_figure` turn a Keras model and a matplotlib figure into plain
+  data (dataclasses of numbers, strings and arrays), which the checks inspect. The grader
+  receives the same descriptions from the student's kernel as data and re-checks them itself,
+  e.g. by recomputing the model's forward pass with numpy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Constants
+# ---------------------------------------------------------------------------------------------
+
+DATASET = "mnist"
+NUM_CLASSES = 10
+IMAGE_SHAPE = (28, 28)
+CLASS_NAMES = [str(digit) for digit in range(NUM_CLASSES)]
+FIRST_TEST_CLASS = 7
+DATA_ENV_VAR = "MNIST_NPZ"
+DATA_FILE = "mnist.npz"
+
+# Where a local copy is looked for, after $MNIST_NPZ: beside the notebook, the course repository's
+# shared folder (CI and instructors), the Gradescope autograder tree, the Keras cache.
+KNOWN_DATA_PATHS = [
+    Path(DATA_FILE),
+    Path("data") / DATA_FILE,
+    Path("..") / "shared" / "datasets" / DATA_FILE,
+    Path("..") / ".." / "shared" / "datasets" / DATA_FILE,
+    Path("/autograder/source/data") / DATA_FILE,
+    Path.home() / ".keras" / "datasets" / DATA_FILE,
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+def find_data_file() -> Path | None:
+    """The local MNIST file to use: $MNIST_NPZ if set, else the first known path that exists."""
+    named = os.environ.get(DATA_ENV_VAR)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"${DATA_ENV_VAR} names {path}, but there is no file there.")
+        return path
+    return next((path for path in KNOWN_DATA_PATHS if path.is_file()), None)
+
+
+def load_mnist():
+    """Return ((x_train, y_train), (x_test, y_test)) as uint8 arrays, in the Keras layout."""
+    path = find_data_file()
+    if path is not None:
+        with np.load(path, allow_pickle=False) as data:
+            return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
+    try:
+        import keras
+
+        return keras.datasets.mnist.load_data()
+    except Exception as error:  # no local file and no internet: say how to fix it
+        searched = "\n".join(f"  - {p}" for p in KNOWN_DATA_PATHS)
+        raise FileNotFoundError(
+            f"Could not find MNIST. Put {DATA_FILE} beside this notebook, or set "
+            f"${DATA_ENV_VAR} to its path. Looked in:\n{searched}\n"
+            f"and the Keras download failed: {error}"
+        ) from None
+
+
+@lru_cache(maxsize=1)
+def exercise_data():
+    """The dataset, loaded once per process (the checks use it for their expected answers)."""
+    return load_mnist()
+
+
+def scale_images(images) -> np.ndarray:
+    """Pixel values 0..255 -> float32 in [0, 1]; images that are already floats pass unchanged."""
+    images = np.asarray(images)
+    if np.issubdtype(images.dtype, np.integer):
+        return images.astype(np.float32) / np.float32(255)
+    return images.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Feedback: one record, used by every check
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Feedback:
+    message: str
+    expected: str = ""
+    got: str = ""
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        if self.expected:
+            lines.append(f"  expected: {self.expected}")
+        if self.got:
+            lines.append(f"  got:      {self.got}")
+        return "\n".join(lines)
+
+
+class CheckFailed(AssertionError):
+    """A failed check; its text is the feedback record shown to the student."""
+
+    def __init__(self, feedback: Feedback):
+        super().__init__(str(feedback))
+        self.feedback = feedback
+
+
+def expect(ok, message: str, expected="", got="") -> None:
+    """Raise CheckFailed(message / expected / got) unless `ok` is true."""
+    if not ok:
+        raise CheckFailed(Feedback(message, _short(expected), _short(got)))
+
+
+def _short(value, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shape_of(value) -> tuple | None:
+    """The shape of an array-like result, or None when it is not one."""
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return tuple(int(n) for n in array.shape)
+
+
+def as_shape(value) -> tuple | None:
+    """A shape given as a tuple/list of whole numbers, normalised to a tuple of ints."""
+    if isinstance(value, (tuple, list)) and all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in value
+    ):
+        return tuple(int(n) for n in value)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Models as data
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerSpec:
+    kind: str  # Keras class name: "Flatten", "Dense", "Dropout", ...
+    units: int | None = None
+    activation: str | None = None
+    weights: list = field(default_factory=list)  # numpy arrays, Keras order (kernel, bias)
+
+
+@dataclass
+class ModelSpec:
+    input_shape: tuple | None
+    layers: list
+    optimizer: str | None  # lower-case class name, e.g. "adam"; None if not compiled
+    loss: str | None  # e.g. "sparse_categorical_crossentropy"
+    handle: str | None = None  # the grader's name for the live model in the student's kernel
+
+    @property
+    def last_layer(self) -> LayerSpec | None:
+        return self.layers[-1] if self.layers else None
+
+
+def _name_of(thing) -> str | None:
+    """A Keras optimizer/loss/activation given as a string, function or object -> snake name."""
+    if thing is None:
+        return None
+    if isinstance(thing, str):
+        name = thing
+    else:
+        name = getattr(thing, "name", None) or getattr(thing, "__name__", None)
+        name = name if isinstance(name, str) else type(thing).__name__
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return snake.replace("__", "_")
+
+
+def describe_model(model) -> ModelSpec | None:
+    """A Keras model as a ModelSpec (a ModelSpec passes through; anything else gives None)."""
+    if isinstance(model, ModelSpec):
+        return model
+    try:
+        import keras
+    except ImportError:
+        return None
+    if not isinstance(model, keras.Model):
+        return None
+    try:
+        input_shape = tuple(model.inputs[0].shape) if model.inputs else None
+    except (AttributeError, ValueError):
+        input_shape = None
+    layers = []
+    for layer in model.layers:
+        config = layer.get_config()
+        activation = config.get("activation")
+        layers.append(
+            LayerSpec(
+                kind=type(layer).__name__,
+                units=config.get("units"),
+                activation=activation if isinstance(activation, str) else _name_of(activation),
+                weights=[np.asarray(w) for w in layer.get_weights()],
+            )
+        )
+    compiled = getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None
+    loss = getattr(model, "loss", None) if compiled else None
+    return ModelSpec(
+        input_shape=input_shape,
+        layers=layers,
+        optimizer=_name_of(type(model.optimizer).__name__) if compiled else None,
+        loss=_name_of(loss),
+    )
+
+
+def _activate(name: str | None, values: np.ndarray) -> np.ndarray:
+    if name in (None, "linear"):
+        return values
+    if name == "relu":
+        return np.maximum(values, 0)
+    if name == "softmax":
+        shifted = np.exp(values - values.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-values))
+    if name == "tanh":
+        return np.tanh(values)
+    raise ValueError(f"activation {name!r}")
+
+
+SUPPORTED_LAYERS = ("InputLayer", "Flatten", "Dense", "Dropout")
+
+
+def forward(spec: ModelSpec, images) -> np.ndarray:
+    """The model's output for `images`, computed with numpy from its weights (inference mode)."""
+    values = scale_images(images).astype(np.float64)
+    for layer in spec.layers:
+        if layer.kind == "Flatten":
+            values = values.reshape(len(values), -1)
+        elif layer.kind == "Dense":
+            kernel, bias = layer.weights
+            values = _activate(layer.activation, values @ kernel + bias)
+        elif layer.kind not in ("InputLayer", "Dropout"):
+            raise ValueError(f"layer {layer.kind}")
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures as data
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BarSpec:
+    x: float  # centre
+    height: float
+    facecolor: tuple
+    edgecolor: tuple
+    hatch: str | None
+    label: str | None  # the x tick label under the bar, if any
+
+
+@dataclass
+class AxesSpec:
+    images: list  # numpy arrays shown with imshow
+    bars: list  # BarSpec, left to right
+    title: str = ""
+
+
+@dataclass
+class FigureSpec:
+    axes: list
+    handle: str | None = None
+
+
+def describe_figure(fig) -> FigureSpec | None:
+    """A matplotlib Figure as a FigureSpec (a FigureSpec passes through; else None)."""
+    if isinstance(fig, FigureSpec):
+        return fig
+    from matplotlib.container import BarContainer
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        return None
+    fig.canvas.draw()  # tick labels are only filled in by drawing
+    axes = []
+    for ax in fig.axes:
+        ticks = {round(float(t.get_position()[0]), 6): t.get_text() for t in ax.get_xticklabels()}
+        bars = []
+        for container in ax.containers:
+            if not isinstance(container, BarContainer):
+                continue
+            if getattr(container, "orientation", "vertical") != "vertical":
+                continue
+            for patch in container.patches:
+                centre = float(patch.get_x() + patch.get_width() / 2)
+                bars.append(
+                    BarSpec(
+                        x=centre,
+                        height=float(patch.get_height()),
+                        facecolor=tuple(float(c) for c in patch.get_facecolor()),
+                        edgecolor=tuple(float(c) for c in patch.get_edgecolor()),
+                        hatch=patch.get_hatch(),
+                        label=ticks.get(round(centre, 6)),
+                    )
+                )
+        bars.sort(key=lambda bar: bar.x)
+        images = [np.asarray(image.get_array()) for image in ax.get_images()]
+        axes.append(AxesSpec(images=images, bars=bars, title=ax.get_title()))
+    return FigureSpec(axes=axes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks shared by the public checks (in the notebook) and the hidden ones (in the grader)
+# ---------------------------------------------------------------------------------------------
+
+SUM_TOLERANCE = 1e-5
+
+
+def check_shape(got, expected: tuple, what: str, hint: str = "") -> None:
+    shape = as_shape(got)
+    expect(shape is not None, f"{what} should be a shape: a tuple of whole numbers.", expected, got)
+    message = f"{what} is not right." + (f" {hint}" if hint else "")
+    expect(shape == expected, message, expected, shape)
+
+
+def check_get_shapes(get_shapes, arrays, which: int) -> None:
+    """get_shapes(x_train, y_train, x_test) must return the three shapes; check number `which`."""
+    names = [
+        "the shape of the training images",
+        "the shape of the training labels",
+        "the shape of the test images",
+    ]
+    result = get_shapes(*arrays)
+    expect(
+        isinstance(result, (tuple, list)) and len(result) == 3,
+        "get_shapes should return three shapes: (train images, train labels, test images).",
+        "a tuple of 3 shapes",
+        result,
+    )
+    expected = tuple(arrays[which].shape)
+    hint = ""
+    shape = as_shape(result[which])
+    if shape is not None and shape == expected[::-1]:
+        hint = "The order is reversed: NumPy lists the number of images first."
+    elif which == 1 and shape == (NUM_CLASSES,):
+        hint = (
+            f"There is one label per image, so the label set has {expected[0]} entries; "
+            f"{NUM_CLASSES} is the number of classes."
+        )
+    check_shape(result[which], expected, names[which].capitalize(), hint)
+
+
+def check_label_count(get_shapes, arrays) -> None:
+    shape = as_shape(get_shapes(*arrays)[1])
+    count = len(arrays[1])
+    expect(
+        shape is not None and len(shape) == 1 and shape[0] == count,
+        f"The label set has one label per training image: its length is {count}."
+        + (
+            f" {NUM_CLASSES} is the number of classes, not the number of labels."
+            if shape and shape[0] == NUM_CLASSES
+            else ""
+        ),
+        count,
+        shape[0] if shape else shape,
+    )
+
+
+def model_or_fail(model) -> ModelSpec:
+    spec = describe_model(model)
+    expect(
+        spec is not None,
+        "build_model() should return a Keras model.",
+        "a keras.Model",
+        type(model).__name__,
+    )
+    return spec
+
+
+def check_model_input(model) -> None:
+    spec = model_or_fail(model)
+    got = tuple(spec.input_shape[1:]) if spec.input_shape else None
+    expect(
+        got == IMAGE_SHAPE,
+        "The model should take one 28x28 image per example "
+        "(start it with keras.Input(shape=(28, 28))).",
+        (None, *IMAGE_SHAPE),
+        spec.input_shape,
+    )
+
+
+def check_model_output(model) -> None:
+    spec = model_or_fail(model)
+    last = spec.last_layer
+    expect(
+        last is not None and last.kind == "Dense",
+        "The last layer should be a Dense layer.",
+        "Dense",
+        last.kind if last else None,
+    )
+    expect(
+        last.units == NUM_CLASSES,
+        f"The last layer needs one unit per class: {NUM_CLASSES} units.",
+        NUM_CLASSES,
+        last.units,
+    )
+    expect(
+        last.activation == "softmax",
+        "The last layer should use softmax, so the model outputs class probabilities "
+        "(without it the model outputs raw scores, 'logits').",
+        "softmax",
+        last.activation,
+    )
+
+
+def check_model_compiled(model) -> None:
+    spec = model_or_fail(model)
+    expect(
+        spec.optimizer is not None,
+        "Compile the model before returning it (model.compile(optimizer=..., loss=...)).",
+        "a compiled model",
+        "not compiled",
+    )
+    expect(
+        spec.optimizer == "adam",
+        "Compile the model with the adam optimizer.",
+        "adam",
+        spec.optimizer,
+    )
+    expect(
+        spec.loss == "sparse_categorical_crossentropy",
+        "Compile with loss='sparse_categorical_crossentropy': the labels are class numbers "
+        "(0-9), not one-hot vectors.",
+        "sparse_categorical_crossentropy",
+        spec.loss,
+    )
+
+
+def check_probabilities_shape(probs, count: int) -> np.ndarray:
+    shape = shape_of(probs)
+    hint = ""
+    if shape and len(shape) == 2 and shape[0] != count:
+        hint = (
+            f" You got {shape[0]} rows for {count} images: predict on the images passed to "
+            "predict_probs, not on another array."
+        )
+    expect(
+        shape == (count, NUM_CLASSES),
+        f"predict_probs(model, images) should return one row of {NUM_CLASSES} class "
+        f"probabilities per image.{hint}",
+        (count, NUM_CLASSES),
+        shape,
+    )
+    return np.asarray(probs, dtype=np.float64)
+
+
+def check_probabilities_values(probs, count: int) -> None:
+    probs = check_probabilities_shape(probs, count)
+    expect(
+        np.isfinite(probs).all() and probs.min() >= 0 and probs.max() <= 1,
+        "Probabilities must lie between 0 and 1 (did the last layer use softmax?).",
+        "values in [0, 1]",
+        f"values from {probs.min():.4g} to {probs.max():.4g}",
+    )
+    sums = probs.sum(axis=1)
+    worst_row = sums[np.argmax(np.abs(sums - 1))]
+    expect(
+        abs(worst_row - 1) <= SUM_TOLERANCE,
+        "Each row of probabilities must sum to 1 (softmax does that; logits don't).",
+        f"row sums within {SUM_TOLERANCE} of 1",
+        f"a row summing to {worst_row:.6g}",
+    )
+
+
+def check_probabilities_from_model(probs, model, images) -> None:
+    spec = model_or_fail(model)
+    try:
+        expected = forward(spec, images)
+    except ValueError as unsupported:
+        expect(
+            False,
+            "The checker can recompute models made of Flatten, Dense and Dropout "
+            "layers only; use those for this exercise.",
+            "Flatten/Dense/Dropout",
+            str(unsupported),
+        )
+    probs = check_probabilities_shape(probs, len(images))
+    gap = float(np.abs(probs - expected).max())
+    expect(
+        gap <= 1e-4,
+        "predict_probs should return the model's own predictions for the images "
+        "it is given (model.predict(images)).",
+        "the model's output",
+        f"values off by up to {gap:.3g}",
+    )
+
+
+def check_top_class(top_class, probs) -> None:
+    probs = np.asarray(probs)
+    got = top_class(probs)
+    want = np.argmax(probs, axis=-1)
+    if probs.ndim == 1:
+        ok = shape_of(got) == () and int(np.asarray(got)) == int(want)
+        expect(
+            ok,
+            "For one row of probabilities, top_class should return the index of the "
+            "largest one (np.argmax).",
+            int(want),
+            got,
+        )
+        return
+    got_shape = shape_of(got)
+    hint = ""
+    if got_shape == (probs.shape[1],):
+        hint = " It looks like argmax ran down the columns (axis=0); use axis=-1 for each row."
+    expect(
+        got_shape == want.shape,
+        f"For {probs.shape[0]} rows of probabilities, top_class should return "
+        f"{probs.shape[0]} classes, one per row.{hint}",
+        want.shape,
+        got_shape,
+    )
+    expect(
+        np.array_equal(np.asarray(got), want),
+        "top_class should return the index of the largest probability in each row.",
+        want.tolist(),
+        np.asarray(got).tolist(),
+    )
+
+
+def check_first_test_image(top_class, probs, y_test) -> None:
+    first = np.asarray(probs)[0]
+    got = top_class(first)
+    expect(
+        shape_of(got) == () and int(np.asarray(got)) == FIRST_TEST_CLASS == int(y_test[0]),
+        f"The model should predict that the first test image is a {FIRST_TEST_CLASS} (y_test[0]).",
+        FIRST_TEST_CLASS,
+        got,
+    )
+
+
+def _bars_axes(spec: FigureSpec) -> AxesSpec | None:
+    return next((ax for ax in spec.axes if ax.bars), None)
+
+
+def figure_or_fail(fig) -> FigureSpec:
+    spec = describe_figure(fig)
+    expect(
+        spec is not None,
+        "plot_prediction should return the matplotlib Figure "
+        "(e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
+        "a matplotlib Figure",
+        type(fig).__name__,
+    )
+    return spec
+
+
+def _shows(shown: np.ndarray, image: np.ndarray) -> bool:
+    return shown.size == image.size and np.allclose(shown.reshape(image.shape), image, atol=1e-4)
+
+
+def check_plot_image(fig, image) -> None:
+    spec = figure_or_fail(fig)
+    image = np.asarray(image, dtype=np.float64)
+    shown = [np.asarray(a, dtype=np.float64) for ax in spec.axes for a in ax.images]
+    expect(
+        any(_shows(a, image) for a in shown),
+        "The figure should show the 28x28 image it was given (imshow(image)).",
+        "the image, 28x28",
+        [a.shape for a in shown] or "no image",
+    )
+
+
+def check_plot_bars(fig, probs) -> None:
+    spec = figure_or_fail(fig)
+    ax = _bars_axes(spec)
+    expect(
+        ax is not None,
+        "The figure should have a bar chart of the class probabilities (ax.bar(range(10), probs)).",
+        f"{NUM_CLASSES} bars",
+        "no bars",
+    )
+    expect(
+        len(ax.bars) == NUM_CLASSES,
+        "The bar chart should have one bar per class.",
+        f"{NUM_CLASSES} bars",
+        f"{len(ax.bars)} bars",
+    )
+    heights = np.array([bar.height for bar in ax.bars])
+    want = np.asarray(probs, dtype=np.float64)
+    expect(
+        np.allclose(heights, want, atol=1e-6),
+        "The bar heights should be the probabilities, in class order 0-9.",
+        np.round(want, 4).tolist(),
+        np.round(heights, 4).tolist(),
+    )
+
+
+def check_plot_labels(fig) -> None:
+    spec = figure_or_fail(fig)
+    ax = _bars_axes(spec)
+    labels = [bar.label for bar in ax.bars] if ax else []
+    expect(
+        labels == CLASS_NAMES[: len(labels)] and len(labels) == NUM_CLASSES,
+        "Label each bar with its class, 0 to 9, on the x axis (e.g. ax.set_xticks(range(10))).",
+        CLASS_NAMES,
+        labels,
+    )
+
+
+def check_plot_highlight(fig, probs) -> None:
+    spec = figure_or_fail(fig)
+    ax = _bars_axes(spec)
+    expect(
+        ax is not None and len(ax.bars) == NUM_CLASSES,
+        "Draw the 10 probability bars first.",
+        f"{NUM_CLASSES} bars",
+        f"{len(ax.bars) if ax else 0} bars",
+    )
+    top = int(np.argmax(probs))
+    look = [(bar.facecolor, bar.edgecolor, bar.hatch) for bar in ax.bars]
+    expect(
+        all(look[top] != other for i, other in enumerate(look) if i != top),
+        "Make the predicted class's bar stand out (a different colour, for example).",
+        f"bar {top} looking different from the others",
+        "it looks like the others",
+    )

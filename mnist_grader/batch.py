@@ -1,0 +1,142 @@
+"""Grading a file or a folder of submissions: one row per submission, always.
+
+Each submission is graded in a child process (`python -m mnist_grader grade-one`), so that nothing
+one submission does to the grading process can reach the next; `jobs` children run at once, each
+with its own sandbox uid. A child that crashes or overruns still leaves a results.json: this
+parent writes one saying so, with a score of 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+from queue import Queue
+
+from . import checks, results, sandbox
+from .engine import FIRST_SANDBOX_UID, Report, Settings
+
+SUBMISSION_SUFFIXES = (".ipynb", ".zip")
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_submissions(target: Path) -> list[Path]:
+    if target.is_dir():
+        return sorted(
+            p
+            for p in target.iterdir()
+            if p.suffix in SUBMISSION_SUFFIXES and not p.name.startswith(".")
+        )
+    return [target]
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """A folder name per submission: its file stem, made unique if two files share one."""
+    names, seen = [], set()
+    for path in paths:
+        name, n = path.stem, 1
+        while name in seen:
+            n += 1
+            name = f"{path.stem}-{n}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def settings_arguments(settings: Settings) -> list[str]:
+    args = []
+    for key, value in asdict(settings).items():
+        if key != "slot":
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+def _grade_in_child(path: Path, out: Path, settings: Settings, slot: int) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_grader",
+        "grade-one",
+        str(path),
+        "--out",
+        str(out),
+        "--slot",
+        str(slot),
+        *settings_arguments(settings),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
+    results_file = out / "results.json"
+    results_file.unlink(missing_ok=True)
+    child = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        _, stderr = child.communicate(timeout=settings.total_seconds + 120)
+        problem = f"the grader stopped with exit code {child.returncode}"
+        detail = stderr.decode(errors="replace").strip().splitlines()[-1:] if stderr else []
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        problem, detail = "grading took longer than its time limit", []
+    finally:
+        if sandbox.is_root():
+            sandbox.sweep(FIRST_SANDBOX_UID + slot)
+    try:
+        return results.read_results(results_file)
+    except (OSError, ValueError, KeyError):
+        return _failure_results(
+            path, settings, problem + (f" ({detail[0][:200]})" if detail else "")
+        )
+
+
+def _failure_results(path: Path, settings: Settings, problem: str) -> dict:
+    test_files = checks.load_test_files(settings.checks_dir / "tests")
+    reason = (
+        f"Your submission could not be graded: {problem}. "
+        "Please tell your instructor; this is the grader's fault, not yours."
+    )
+    report = Report(path.name, "grader error", checks.zero_results(test_files, reason), [reason])
+    return results.results_json(report)
+
+
+def grade_batch(
+    target: Path, out: Path, settings: Settings, jobs: int = 1, progress: bool = True
+) -> list[dict]:
+    """Grade every submission in `target` into `out`; returns the gradebook rows, in file order."""
+    from tqdm import tqdm
+
+    paths = find_submissions(target)
+    names = output_names(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    question_names = checks.question_names(settings.checks_dir / "tests")
+    slots: Queue = Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+
+    def grade(path: Path, name: str) -> dict:
+        slot = slots.get()
+        try:
+            data = _grade_in_child(path, out / name, settings, slot)
+        finally:
+            slots.put(slot)
+        results.write_json(data, out / name / "results.json")
+        return data
+
+    graded: dict[str, dict] = {}
+    with (
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+        tqdm(total=len(paths), desc="grading", unit="notebook", disable=not progress) as bar,
+    ):
+        futures = {
+            pool.submit(grade, path, name): name for path, name in zip(paths, names, strict=True)
+        }
+        for future in as_completed(futures):
+            graded[futures[future]] = future.result()
+            bar.update()
+    rows = [results.gradebook_row(graded[name], question_names) for name in names]
+    results.write_gradebook(rows, question_names, out / "gradebook.csv")
+    return rows

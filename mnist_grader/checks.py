@@ -1,0 +1,155 @@
+"""Running the checks: otter's test files, executed by the grader, never by the student's kernel.
+
+The test files are the ones `otter assign` wrote from the master notebook (public and hidden test
+cases together, in the autograder build). otter parses them; we call each test case's function
+ourselves, here in the grader process, with the student's functions and values standing in as
+remote proxies (mnist_grader.session). Why not otter's own runner: its failure message quotes the
+line of the test's source, which would show hidden checks to students.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import session as sess
+from . import wire
+
+
+class NotDefined(Exception):
+    """A name the check needs is not defined in the student's notebook."""
+
+
+@dataclass
+class CaseResult:
+    name: str
+    points: float
+    passed: bool
+    hidden: bool
+    feedback: str = ""
+
+    @property
+    def score(self) -> float:
+        return self.points if self.passed else 0.0
+
+
+@dataclass
+class QuestionResult:
+    name: str
+    cases: list = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.score for c in self.cases), 4)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c.points for c in self.cases), 4)
+
+    def output(self) -> str:
+        lines = []
+        for case in self.cases:
+            mark = "passed" if case.passed else "FAILED"
+            kind = "hidden check" if case.hidden else "check"
+            lines.append(f"[{mark}] {kind}: {case.name} ({case.score:g}/{case.points:g})")
+            if case.feedback:
+                lines.extend("    " + line for line in case.feedback.splitlines())
+        return "\n".join(lines)
+
+
+def load_test_files(tests_dir: Path) -> list:
+    """otter's ExceptionTestFile for each question, in question order (q4a, q4b, ..., q6)."""
+    from otter.test_files import ExceptionTestFile
+
+    files = sorted(tests_dir.glob("q*.py"), key=lambda p: _natural(p.stem))
+    return [ExceptionTestFile.from_file(str(path)) for path in files]
+
+
+def question_names(tests_dir: Path) -> list[str]:
+    return [path.stem for path in sorted(tests_dir.glob("q*.py"), key=lambda p: _natural(p.stem))]
+
+
+def _natural(text: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _readable(name: str) -> str:
+    return name.removeprefix("test_").replace("_", " ")
+
+
+def parameters(test_files) -> set[str]:
+    return {
+        name
+        for test_file in test_files
+        for case in test_file.test_cases
+        for name in inspect.signature(case.body.test_func).parameters
+    }
+
+
+def _feedback(error: BaseException) -> str:
+    """What a failed check says to the student: the feedback record, never the check's source."""
+    import mnist_exercise as ex
+
+    if isinstance(error, ex.CheckFailed):
+        return str(error)
+    if isinstance(error, wire.StudentError):
+        return f"Your code raised an error when the check called it:\n  {error}"
+    if isinstance(error, (sess.CallTimedOut, sess.KernelGone, NotDefined)):
+        return str(error)[0].upper() + str(error)[1:] + "."
+    if isinstance(error, wire.BadAnswer):
+        return f"What your code returned could not be read by the grader ({error})."
+    return (
+        f"The check could not use what your code returned "
+        f"({type(error).__name__}: {str(error)[:200]})."
+    )
+
+
+def run_checks(test_files, environment) -> list[QuestionResult]:
+    """Run every test case against `environment` (name -> proxy or value, resolved lazily)."""
+    results = []
+    for test_file in test_files:
+        question = QuestionResult(test_file.name)
+        for case in test_file.test_cases:
+            function = case.body.test_func
+            try:
+                arguments = {
+                    name: environment(name) for name in inspect.signature(function).parameters
+                }
+                function(**arguments)
+            except Exception as error:  # every failure, of any kind, is lost points with a reason
+                passed, feedback = False, _feedback(error)
+            else:
+                passed, feedback = True, ""
+            question.cases.append(
+                CaseResult(
+                    _readable(function.__name__),
+                    float(case.points),
+                    passed,
+                    bool(case.hidden),
+                    feedback,
+                )
+            )
+        results.append(question)
+    return results
+
+
+def zero_results(test_files, reason: str) -> list[QuestionResult]:
+    """Every check failed for one reason (the file could not be read, say)."""
+    return [
+        QuestionResult(
+            test_file.name,
+            [
+                CaseResult(
+                    _readable(case.body.test_func.__name__),
+                    float(case.points),
+                    False,
+                    bool(case.hidden),
+                    reason,
+                )
+                for case in test_file.test_cases
+            ],
+        )
+        for test_file in test_files
+    ]

@@ -1,0 +1,139 @@
+"""Commands: `python -m mnist_grader COMMAND --help`.
+
+grade SUBMISSIONS --out DIR   grade a notebook or a folder of them (results.json + gradebook)
+assign                        rebuild assignment/ and solutions/ from the master notebook
+autograder                    build autograder/autograder.zip for Gradescope
+gradescope --root DIR         what the zip's run_autograder calls (grade one upload)
+grade-one FILE --out DIR      grade one file in this process (what `grade` runs per file)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from . import CHECKS_DIR, ZIP_PATH
+
+COMMANDS = ("grade", "assign", "autograder", "gradescope", "grade-one")
+
+
+def _default_data() -> Path | None:
+    sys.path.insert(0, str(CHECKS_DIR))
+    try:
+        from mnist_exercise import find_data_file
+    except ImportError:
+        return None
+    finally:
+        sys.path.remove(str(CHECKS_DIR))
+    return find_data_file()
+
+
+def _add_settings(parser: argparse.ArgumentParser, with_paths: bool = True) -> None:
+    from .engine import Settings
+
+    if with_paths:
+        parser.add_argument(
+            "--checks-dir",
+            type=Path,
+            default=CHECKS_DIR,
+            help="otter's autograder build: tests/ and mnist_exercise.py",
+        )
+        parser.add_argument(
+            "--data-file",
+            type=Path,
+            default=None,
+            help="mnist.npz (default: $MNIST_NPZ, then the known places)",
+        )
+    for field in fields(Settings):
+        if field.type in ("int",) and field.name != "slot":
+            parser.add_argument(
+                f"--{field.name.replace('_', '-')}",
+                type=int,
+                default=field.default,
+                help=f"default {field.default}",
+            )
+
+
+def _settings(args, checks_dir: Path | None = None, data_file: Path | None = None):
+    from .engine import Settings
+
+    checks_dir = checks_dir or args.checks_dir
+    data_file = data_file or args.data_file or _default_data()
+    if data_file is None:
+        sys.exit("No mnist.npz found: pass --data-file or set $MNIST_NPZ.")
+    if not (checks_dir / "tests").is_dir():
+        sys.exit(f"No checks in {checks_dir}: run `make assignment` first.")
+    values = {
+        f.name: getattr(args, f.name)
+        for f in fields(Settings)
+        if f.type == "int" and hasattr(args, f.name)
+    }
+    return Settings(checks_dir=checks_dir, data_file=data_file, **values)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_grader",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    grade = commands.add_parser("grade", help="grade a notebook or a folder of notebooks")
+    grade.add_argument("submissions", type=Path)
+    grade.add_argument("--out", type=Path, required=True)
+    grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    _add_settings(grade)
+
+    commands.add_parser("assign", help="rebuild assignment/ and solutions/ from the master")
+
+    autograder = commands.add_parser("autograder", help="build the Gradescope zip")
+    autograder.add_argument("--data-file", type=Path, default=None)
+    autograder.add_argument("--target", type=Path, default=ZIP_PATH)
+
+    gradescope = commands.add_parser("gradescope", help="grade a Gradescope upload")
+    gradescope.add_argument("--root", type=Path, default=Path("/autograder"))
+    _add_settings(gradescope, with_paths=False)
+
+    one = commands.add_parser("grade-one", help="grade one file in this process")
+    one.add_argument("submission", type=Path)
+    one.add_argument("--out", type=Path, required=True)
+    one.add_argument("--slot", type=int, default=0)
+    _add_settings(one)
+
+    args = parser.parse_args(argv)
+    if args.command == "grade":
+        from . import batch, checks, results
+
+        settings = _settings(args)
+        if not args.submissions.exists():
+            sys.exit(f"{args.submissions}: no such file or folder")
+        rows = batch.grade_batch(args.submissions, args.out, settings, jobs=max(1, args.jobs))
+        names = checks.question_names(settings.checks_dir / "tests")
+        print(results.table(rows, names))
+        print(f"\nresults: {args.out}/<submission>/results.json, {args.out}/gradebook.csv")
+    elif args.command == "assign":
+        from . import assign
+
+        assign.build()
+        print("rebuilt assignment/ and solutions/ from autograder/master/")
+    elif args.command == "autograder":
+        from . import package
+
+        data_file = args.data_file or _default_data()
+        if data_file is None:
+            sys.exit("No mnist.npz found: pass --data-file or set $MNIST_NPZ.")
+        print(f"built {package.build_zip(data_file, target=args.target)}")
+    elif args.command == "gradescope":
+        from . import package
+
+        package.grade_gradescope(args.root, lambda c, d: _settings(args, c, d))
+    elif args.command == "grade-one":
+        from . import engine, results
+
+        settings = _settings(args)
+        settings.slot = args.slot
+        report = engine.grade_submission(args.submission, settings)
+        results.write_json(results.results_json(report), args.out / "results.json")

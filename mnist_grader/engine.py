@@ -1,0 +1,148 @@
+"""Grading one submission: the single place where a notebook becomes a score.
+
+grade_submission(notebook, settings) -> Report. The steps:
+1. read the notebook's code cells (mnist_grader.notebook); a file that is not a notebook scores 0
+   with the reason;
+2. run them in a sandboxed kernel, each cell under a time limit (mnist_grader.session);
+3. run every check, public and hidden, in this process, calling the student's functions in the
+   sandbox on inputs chosen now (mnist_grader.checks);
+4. return a Report, which mnist_grader.results writes as Gradescope's results.json.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import checks, notebook, sandbox
+from . import session as sess
+
+FIRST_SANDBOX_UID = 61000  # uids of their own, one per parallel job, that nothing else uses
+
+
+@dataclass
+class Settings:
+    checks_dir: Path  # otter's autograder build: tests/q*.py (public + hidden), mnist_exercise.py
+    data_file: Path  # mnist.npz
+    cell_seconds: int = 300  # one notebook cell (training included)
+    check_seconds: int = 60  # one call into the student's code from a check
+    total_seconds: int = 480  # everything for one submission: inside Gradescope's 10 minutes
+    memory_mb: int = 3072  # the kernel's address space (TensorFlow alone reserves ~2.2 GB)
+    epochs: int = 1  # training epochs while grading: enough for the checks' 90% threshold
+    slot: int = 0  # which parallel job: selects the sandbox uid
+
+    @property
+    def cpu_seconds(self) -> int:
+        return self.total_seconds * 4  # CPU time over all cores; wall time is bounded separately
+
+
+@dataclass
+class Report:
+    submission: str
+    status: str  # "graded", "unreadable", "kernel died", "out of time", "grader error"
+    questions: list  # checks.QuestionResult
+    notes: list = field(default_factory=list)  # plain-language problems seen while running
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return round(sum(q.score for q in self.questions), 4)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(q.max_score for q in self.questions), 4)
+
+
+def use_exercise_module(settings: Settings) -> None:
+    """The checks import mnist_exercise: take it from the checks build, not the submission."""
+    folder = str(settings.checks_dir.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import os
+
+    os.environ["MNIST_NPZ"] = str(settings.data_file.resolve())
+
+
+def _prepare_sandbox(root: Path, settings: Settings) -> Path:
+    """root (0711, root's) / sandbox (the student's uid): the exercise module and a data copy."""
+    root.chmod(0o711)
+    workdir = root / "sandbox"
+    data = root / "data"
+    workdir.mkdir()
+    data.mkdir()
+    shutil.copyfile(settings.checks_dir / "mnist_exercise.py", workdir / "mnist_exercise.py")
+    shutil.copyfile(settings.data_file, data / "mnist.npz")
+    for path in (workdir / "mnist_exercise.py", data / "mnist.npz"):
+        path.chmod(0o444)
+    data.chmod(0o755)
+    return workdir
+
+
+def grade_submission(path: Path, settings: Settings) -> Report:
+    started = time.monotonic()
+    use_exercise_module(settings)
+    test_files = checks.load_test_files(settings.checks_dir / "tests")
+    try:
+        cells = notebook.read_code_cells(path)
+    except notebook.UnreadableSubmission as problem:
+        reason = f"Your submission could not be graded: {problem}."
+        return Report(
+            path.name,
+            "unreadable",
+            checks.zero_results(test_files, reason),
+            [reason],
+            time.monotonic() - started,
+        )
+
+    uid = FIRST_SANDBOX_UID + settings.slot
+    deadline = started + settings.total_seconds
+    with tempfile.TemporaryDirectory(prefix="mnist-grade-") as tmp:
+        workdir = _prepare_sandbox(Path(tmp), settings)
+        kernel_env = {
+            "MNIST_NPZ": str(Path(tmp) / "data" / "mnist.npz"),
+            "MNIST_EPOCHS": str(settings.epochs),
+        }
+        with sess.KernelSession(workdir, uid, settings, deadline, kernel_env) as session:
+            session.run_cells(cells)
+            session.load_probe()
+            environment = _environment(session, checks.parameters(test_files))
+            questions = checks.run_checks(test_files, environment)
+            log = session.log
+    if sandbox.is_root():
+        sandbox.sweep(uid)  # again, after the folder is gone: nothing may outlive grading
+    status = "graded"
+    if log.kernel_lost.startswith("grading stopped"):
+        status = "out of time"
+    elif log.kernel_lost:
+        status = "kernel died" if "stopped (" in log.kernel_lost else "out of time"
+    return Report(path.name, status, questions, log.problems(), time.monotonic() - started)
+
+
+def _environment(session: sess.KernelSession, names: set[str]):
+    """name -> the student's function (as a proxy) or value (as data), fetched when first asked."""
+    try:
+        kinds = session.kinds(sorted(names))
+    except Exception:  # the kernel is gone: every name is missing, every check says why
+        kinds = {}
+    cache: dict = {}
+
+    def lookup(name: str):
+        if session.log.kernel_lost and kinds.get(name) is None:
+            raise sess.KernelGone(session.log.kernel_lost)
+        kind = kinds.get(name, "missing")
+        if kind == "function":
+            return sess.RemoteFunction(session, name)
+        if kind == "missing":
+            raise checks.NotDefined(
+                f"`{name}` is not defined in your notebook (did the cell that "
+                "defines it run without errors?)"
+            )
+        if name not in cache:
+            cache[name] = session.fetch(name)
+        return cache[name]
+
+    return lookup

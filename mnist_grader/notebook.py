@@ -1,0 +1,97 @@
+"""Reading a submission: a .ipynb (or the zip otter's export cell makes) -> its code cells.
+
+Only the code cells' source is used. The kernelspec the file names is ignored (the grader always
+runs its own kernel), and so are outputs. Cells that only talk to otter (`grader.check(...)`,
+`grader = otter.Notebook(...)`, `import otter`) are skipped: the grader runs the checks itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+
+
+class UnreadableSubmission(Exception):
+    """The file is not a notebook the grader can run; the text says why, for the student."""
+
+
+def _notebook_bytes(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise UnreadableSubmission(f"the file could not be opened ({error.strerror})") from None
+    if size == 0:
+        raise UnreadableSubmission("the file is empty")
+    if size > MAX_NOTEBOOK_BYTES:
+        raise UnreadableSubmission(
+            f"the file is {size / 2**20:.0f} MB; notebooks up to "
+            f"{MAX_NOTEBOOK_BYTES // 2**20} MB are accepted (clear the outputs and save again)"
+        )
+    data = path.read_bytes()
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [
+                n
+                for n in archive.namelist()
+                if n.endswith(".ipynb") and "/." not in "/" + n and "checkpoint" not in n
+            ]
+            if len(names) != 1:
+                raise UnreadableSubmission(
+                    f"the zip should hold exactly one notebook; it holds {len(names)}"
+                )
+            info = archive.getinfo(names[0])
+            if info.file_size > MAX_NOTEBOOK_BYTES:
+                raise UnreadableSubmission("the notebook inside the zip is too large")
+            data = archive.read(names[0])
+    return data
+
+
+def read_code_cells(path: Path) -> list[tuple[int, str]]:
+    """[(code cell number from 1, source)], skipping otter's own cells."""
+    data = _notebook_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableSubmission("the file is not UTF-8 text, so it is not a notebook") from None
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as error:  # nbformat raises several kinds for broken JSON
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise UnreadableSubmission(
+            f"the file is not a valid notebook (it may be cut short or damaged): {reason}"
+        ) from None
+    cells = nb.get("cells")
+    if not isinstance(cells, list):
+        raise UnreadableSubmission("the notebook has no cells")
+    sources = []
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        sources.append((len(sources) + 1, source))
+    if not sources:
+        raise UnreadableSubmission("the notebook has no code cells")
+    return [(index, source) for index, source in sources if not _only_talks_to_otter(source)]
+
+
+def _only_talks_to_otter(source: str) -> bool:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    if not tree.body:
+        return False
+    for statement in tree.body:
+        names = {node.id for node in ast.walk(statement) if isinstance(node, ast.Name)}
+        if isinstance(statement, ast.Import):
+            names = {alias.name for alias in statement.names}
+        if not names or not names <= {"otter", "grader"}:
+            return False
+    return True

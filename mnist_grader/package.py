@@ -1,0 +1,84 @@
+"""The Gradescope autograder zip, and how it grades once unpacked.
+
+Layout (Gradescope unpacks it into /autograder/source):
+    setup.sh, run_autograder          autograder/gradescope/ (apt + venv + pip; one grading call)
+    requirements.txt                  the project's pins
+    mnist_grader/                     this package: the same grading path as `make grade`
+    checks/tests/q*.py                otter's test files, public and hidden
+    checks/mnist_exercise.py          the exercise's support module
+    data/mnist.npz                    the data, so grading never downloads
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from . import CHECKS_DIR, PROJECT_ROOT, ZIP_PATH
+from .assign import NOTEBOOK_NAME
+
+GRADESCOPE_DIR = PROJECT_ROOT / "autograder" / "gradescope"
+FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # same inputs, same zip bytes
+
+
+def _entries(data_file: Path, checks_dir: Path) -> list[tuple[str, Path]]:
+    entries = [(name, GRADESCOPE_DIR / name) for name in ("setup.sh", "run_autograder")]
+    entries.append(("requirements.txt", PROJECT_ROOT / "requirements.txt"))
+    package = PROJECT_ROOT / "mnist_grader"
+    entries += [(f"mnist_grader/{p.name}", p) for p in sorted(package.glob("*.py"))]
+    entries += [(f"checks/tests/{p.name}", p) for p in sorted((checks_dir / "tests").glob("*.py"))]
+    entries.append(("checks/mnist_exercise.py", checks_dir / "mnist_exercise.py"))
+    entries.append(("data/mnist.npz", data_file))
+    return entries
+
+
+def build_zip(data_file: Path, checks_dir: Path = CHECKS_DIR, target: Path = ZIP_PATH) -> Path:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, source in _entries(data_file, checks_dir):
+            info = zipfile.ZipInfo(name, FIXED_TIME)
+            executable = name in ("setup.sh", "run_autograder")
+            info.external_attr = (0o755 if executable else 0o644) << 16
+            info.compress_type = (
+                zipfile.ZIP_STORED if name.endswith(".npz") else zipfile.ZIP_DEFLATED
+            )
+            archive.writestr(info, source.read_bytes())
+    return target
+
+
+def find_gradescope_submission(folder: Path) -> Path | None:
+    """The notebook a student uploaded: the assignment's notebook name first, then any one."""
+    candidates = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in (".ipynb", ".zip") and ".ipynb_checkpoints" not in p.parts
+    )
+    named = [p for p in candidates if p.name == NOTEBOOK_NAME]
+    return (named or candidates or [None])[0]
+
+
+def grade_gradescope(root: Path, settings_for) -> Path:
+    """Grade $root/submission into $root/results/results.json, through the batch grader."""
+    from . import batch, results
+
+    source = root / "source"
+    settings = settings_for(source / "checks", source / "data" / "mnist.npz")
+    target = root / "results" / "results.json"
+    submission = find_gradescope_submission(root / "submission")
+    with tempfile.TemporaryDirectory(prefix="mnist-gradescope-") as tmp:
+        if submission is None:
+            empty = Path(tmp) / "no-notebook.ipynb"
+            empty.write_bytes(b"")
+            submission = empty
+        out = Path(tmp) / "out"
+        batch.grade_batch(submission, out, settings, jobs=1, progress=False)
+        graded = out / batch.output_names([submission])[0] / "results.json"
+        data = results.read_results(graded)
+        if submission.name == "no-notebook.ipynb":
+            data["output"] = (
+                f"No notebook found in your submission: upload {NOTEBOOK_NAME}.\n" + data["output"]
+            )
+        results.write_json(data, target)
+        shutil.rmtree(out, ignore_errors=True)
+    return target

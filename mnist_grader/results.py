@@ -1,0 +1,86 @@
+"""Writing grades: Gradescope's results.json per submission, gradebook.csv, a table on screen."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from .engine import Report
+
+VISIBILITY = "visible"  # students see each question's feedback (never the checks' source)
+
+
+def results_json(report: Report) -> dict:
+    """Gradescope's results.json: top-level score, one test entry per question."""
+    summary = [f"Autograded score: {report.score:g} / {report.max_score:g} ({report.status})."]
+    if report.notes:
+        summary.append("While running your notebook:")
+        summary.extend(f"  - {note}" for note in report.notes)
+    summary.append("Questions 1-3 (written answers) are graded by hand.")
+    return {
+        "score": report.score,
+        "execution_time": round(report.seconds, 1),
+        "output": "\n".join(summary),
+        "visibility": VISIBILITY,
+        "tests": [
+            {
+                "name": question.name,
+                "score": question.score,
+                "max_score": question.max_score,
+                "output": question.output(),
+                "visibility": VISIBILITY,
+            }
+            for question in report.questions
+        ],
+        "extra_data": {"status": report.status, "submission": report.submission},
+    }
+
+
+def write_json(data: dict, path: Path) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(json.dumps(data, indent=2))
+    os.replace(partial, path)
+
+
+def gradebook_row(results: dict, question_names: list[str]) -> dict:
+    scores = {test["name"]: test["score"] for test in results.get("tests", [])}
+    return {
+        "file": results["extra_data"]["submission"],
+        "total": results["score"],
+        **{name: scores.get(name, 0) for name in question_names},
+        "status": results["extra_data"]["status"],
+    }
+
+
+def write_gradebook(rows: list[dict], question_names: list[str], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["file", "total", *question_names, "status"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def table(rows: list[dict], question_names: list[str]) -> str:
+    headers = ["file", "total", *question_names, "status"]
+    cells = [
+        [f"{row[h]:g}" if isinstance(row[h], float) else str(row[h]) for h in headers]
+        for row in rows
+    ]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def read_results(path: Path) -> dict:
+    """A results.json written by a grading child; raises if it is missing or malformed."""
+    data = json.loads(path.read_text())
+    if not isinstance(data.get("score"), (int, float)) or not isinstance(data.get("tests"), list):
+        raise ValueError(f"malformed results in {path}")
+    data["extra_data"]["status"]  # noqa: B018 - raises KeyError when missing
+    return data

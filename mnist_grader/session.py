@@ -1,0 +1,273 @@
+"""One submission's kernel: run its cells under time limits, then answer the grader's calls.
+
+`KernelSession` starts a real Jupyter kernel (ipykernel, through nbclient) inside the sandbox
+(mnist_grader.sandbox), runs the submission's code cells one by one, each with a time limit
+(a cell that runs over is interrupted and the rest still run), then loads the probe
+(mnist_grader.probe) and lets the grader call the student's functions with arguments it chose,
+each call with a time limit too. Only data comes back (mnist_grader.wire).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from . import sandbox, wire
+
+KERNEL_NAME = "mnist-grader-sandbox"
+PROBE_SOURCE = (Path(__file__).parent / "probe.py").read_text()
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class KernelGone(Exception):
+    """The kernel died, stopped answering, or the submission's time budget ran out."""
+
+
+class CallTimedOut(Exception):
+    """A call into the student's code did not finish within its time limit."""
+
+
+@dataclass
+class CellReport:
+    index: int  # position among the submission's code cells, from 1
+    status: str  # "ok", "error", "timeout", "skipped", "kernel died"
+    detail: str = ""
+
+
+@dataclass
+class SessionLog:
+    cells: list = field(default_factory=list)
+    kernel_lost: str = ""  # why the kernel stopped being usable, if it did
+
+    def problems(self) -> list[str]:
+        lines = [
+            f"cell {c.index}: {c.status}{': ' + c.detail if c.detail else ''}"
+            for c in self.cells
+            if c.status not in ("ok", "skipped")
+        ]
+        if self.kernel_lost:
+            lines.append(self.kernel_lost)
+        return lines
+
+
+class _QuietClient(NotebookClient):
+    """Keeps only error outputs: a submission that prints gigabytes must not fill our memory."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "error":
+            content = msg["content"]
+            outs.append(
+                nbformat.v4.new_output(
+                    "error",
+                    ename=str(content.get("ename"))[:100],
+                    evalue=str(content.get("evalue"))[:500],
+                    traceback=[],
+                )
+            )
+        return None
+
+
+def _write_kernelspec(root: Path, uid: int, workdir: Path, limits, env) -> KernelSpecManager:
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "mnist_grader.sandbox",
+        "--uid",
+        str(uid),
+        "--dir",
+        str(workdir),
+        "--memory-mb",
+        str(limits.memory_mb),
+        "--cpu-seconds",
+        str(limits.cpu_seconds),
+        "-f",
+        "{connection_file}",
+    ]
+    spec = {
+        "argv": argv,
+        "display_name": "sandbox",
+        "language": "python",
+        "env": {"PYTHONPATH": str(PACKAGE_ROOT), **env},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return KernelSpecManager(kernel_dirs=[str(root / "kernels")])
+
+
+class KernelSession:
+    """Use as a context manager; everything the kernel started is gone when it exits."""
+
+    def __init__(self, workdir: Path, uid: int, limits, deadline: float, kernel_env: dict):
+        self.workdir, self.uid, self.limits, self.deadline = workdir, uid, limits, deadline
+        self.inbox, self.outbox = workdir / "in", workdir / "out"
+        self.log = SessionLog()
+        self.calls = 0
+        self.hung: set[str] = set()  # functions that already ran out of time once
+        self.nb = nbformat.v4.new_notebook()
+        ksm = _write_kernelspec(workdir.parent, uid, workdir, limits, kernel_env)
+        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+        self.client = _QuietClient(
+            self.nb,
+            km=self.km,
+            timeout=limits.cell_seconds,
+            startup_timeout=120,
+            interrupt_on_timeout=True,
+            allow_errors=True,
+            kernel_name=KERNEL_NAME,
+            error_on_timeout={"ename": "Timeout", "evalue": "time limit"},
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self):
+        self.inbox.mkdir()
+        self.outbox.mkdir()
+        if sandbox.is_root():
+            shutil.chown(self.outbox, self.uid, sandbox.NOGROUP)
+        # The kernel's own stdout/stderr (TensorFlow's logs, a student's os.write) go nowhere.
+        self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client.start_new_kernel_client()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if self.client.kc is not None:
+                self.client.kc.stop_channels()
+            run_sync(self.km.shutdown_kernel)(now=True)
+        except Exception:
+            pass
+        if sandbox.is_root():
+            sandbox.sweep(self.uid)
+        return False
+
+    # -- running code ---------------------------------------------------------------------------
+    def _remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _run(self, source: str, timeout: float) -> tuple[str, str]:
+        """Run `source` as a cell: ("ok" | "error" | "timeout", detail)."""
+        if self.log.kernel_lost:
+            raise KernelGone(self.log.kernel_lost)
+        budget = min(timeout, self._remaining())
+        if budget <= 1:
+            self.log.kernel_lost = "grading stopped: the submission used up its total time limit"
+            raise KernelGone(self.log.kernel_lost)
+        cell = nbformat.v4.new_code_cell(source)
+        self.nb.cells.append(cell)
+        self.client.timeout = int(budget)
+        started = time.monotonic()
+        try:
+            self.client.execute_cell(cell, len(self.nb.cells) - 1)
+        except DeadKernelError:
+            self.log.kernel_lost = (
+                "the notebook's kernel stopped (it crashed, exited, or ran out of memory)"
+            )
+            raise KernelGone(self.log.kernel_lost) from None
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        cell.outputs = []
+        if time.monotonic() - started >= budget - 0.5 or (errors and errors[0].ename == "Timeout"):
+            self._recover_after_timeout()
+            return "timeout", f"did not finish within {int(budget)} s"
+        if errors:
+            first_line = (errors[0].evalue.strip().splitlines() or [""])[0][:200]
+            return "error", f"{errors[0].ename}: {first_line}"
+        return "ok", ""
+
+    def _recover_after_timeout(self) -> None:
+        """After an interrupt, make sure the kernel answers again; otherwise give it up."""
+        cell = nbformat.v4.new_code_cell("pass")
+        self.nb.cells.append(cell)
+        self.client.timeout = 15
+        try:
+            started = time.monotonic()
+            self.client.execute_cell(cell, len(self.nb.cells) - 1)
+            if time.monotonic() - started < 14:
+                return
+        except DeadKernelError:
+            pass
+        self.log.kernel_lost = (
+            "the notebook stopped responding after a cell ran over its time "
+            "limit, so the checks after it could not run"
+        )
+
+    def run_cells(self, sources: list[tuple[int, str]]) -> None:
+        for index, source in sources:
+            try:
+                status, detail = self._run(source, self.limits.cell_seconds)
+            except KernelGone:
+                self.log.cells.append(CellReport(index, "not run", self.log.kernel_lost))
+                continue
+            self.log.cells.append(CellReport(index, status, detail))
+
+    def load_probe(self) -> None:
+        source = (
+            PROBE_SOURCE + f"\n__grader_probe__ = _GraderProbe({str(self.workdir)!r}, globals())"
+        )
+        status, detail = self._run(source, self.limits.check_seconds)
+        if status != "ok":
+            self.log.kernel_lost = f"the grader could not reach the notebook's functions ({detail})"
+
+    # -- calls from the checks ------------------------------------------------------------------
+    def _next_id(self) -> int:
+        self.calls += 1
+        return self.calls
+
+    def _probe(self, method: str, *args, label: str, call_id: int | None = None):
+        call_id = call_id or self._next_id()
+        if label in self.hung:
+            raise CallTimedOut(
+                f"{label} ran out of time in an earlier check, so it was not run again"
+            )
+        arguments = ", ".join([str(call_id), *(repr(a) for a in args)])
+        status, detail = self._run(
+            f"__grader_probe__.{method}({arguments})", self.limits.check_seconds
+        )
+        if status == "timeout":
+            self.hung.add(label)
+            raise CallTimedOut(
+                f"{label} did not finish within {self.limits.check_seconds} s (an endless loop?)"
+            )
+        if status == "error":
+            raise wire.BadAnswer(f"the grader's call failed ({detail})")
+        return wire.decode_answer(self.outbox, call_id)
+
+    def kinds(self, names: list[str]) -> dict:
+        """{name: "function" | "value" | "missing"} for the names the checks ask for."""
+        pairs = self._probe("kinds", sorted(names), label="the notebook")
+        kinds = {name: kind for name, kind in pairs if name in names}
+        if set(kinds) != set(names) or not set(kinds.values()) <= {"function", "value", "missing"}:
+            raise wire.BadAnswer("the list of defined names")
+        return kinds
+
+    def fetch(self, name: str):
+        return self._probe("fetch", name, label=f"`{name}`")
+
+    def call(self, name: str, args: tuple):
+        call_id = self._next_id()
+        wire.encode_arguments(args, self.inbox, call_id)
+        return self._probe("call", name, label=f"{name}()", call_id=call_id)
+
+
+class RemoteFunction:
+    """Stands for a student's function in the grader: calling it runs it in the sandbox."""
+
+    def __init__(self, session: KernelSession, name: str):
+        self.session, self.name = session, name
+
+    def __call__(self, *args):
+        return self.session.call(self.name, args)
+
+    def __repr__(self) -> str:
+        return f"<your function {self.name}>"

@@ -1,0 +1,203 @@
+"""Grader-side half of the wire: encode arguments for the sandbox, decode and validate answers.
+
+Everything read back from the sandbox was written by code the student controls, so it is read as
+data only (JSON, .npy without pickles, regular files of bounded size) and checked for type before
+it becomes a ModelSpec, a FigureSpec, an array or a plain value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+
+MAX_JSON_BYTES = 2 * 2**20
+MAX_ARRAY_BYTES = 256 * 2**20
+
+
+class BadAnswer(Exception):
+    """The sandbox sent something that is not the data the protocol allows."""
+
+
+class StudentError(Exception):
+    """The student's function raised an exception."""
+
+
+class Opaque:
+    """A value the wire cannot carry (a string of some unknown class, say): its type and repr."""
+
+    def __init__(self, type_name: str, text: str):
+        self.type_name, self.text = type_name, text
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name}: {self.text}>"
+
+
+# -- encoding (grader -> sandbox) ---------------------------------------------------------------
+
+
+def encode_arguments(args, inbox: Path, call_id: int) -> None:
+    counter = iter(range(10**6))
+
+    def encode(value):
+        handle = getattr(value, "handle", None)
+        if handle is not None:
+            return {"__kept__": handle}
+        if isinstance(value, np.ndarray):
+            name = f"{call_id}_{next(counter)}.npy"
+            np.save(inbox / name, value)
+            return {"__array__": name}
+        if isinstance(value, tuple):
+            return {"__tuple__": [encode(v) for v in value]}
+        if isinstance(value, list):
+            return [encode(v) for v in value]
+        if isinstance(value, (np.integer, np.floating)):
+            return value.item()
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise TypeError(f"cannot send a {type(value).__name__} to the sandbox")
+
+    (inbox / f"{call_id}.json").write_text(json.dumps([encode(a) for a in args]))
+
+
+# -- decoding (sandbox -> grader) ---------------------------------------------------------------
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """Read a file the sandbox wrote: a regular file (no links, no fifos), at most `limit` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        raise BadAnswer(f"missing answer file {path.name}") from error
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise BadAnswer(f"answer file {path.name} is not a small regular file")
+        return handle.read(limit + 1)
+
+
+def _safe_name(name) -> str:
+    if not isinstance(name, str) or "/" in name or name.startswith("."):
+        raise BadAnswer("bad file name in answer")
+    return name
+
+
+def _array(outbox: Path, name) -> np.ndarray:
+    import io
+
+    data = _read_regular_file(outbox / _safe_name(name), MAX_ARRAY_BYTES)
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as error:
+        raise BadAnswer("an array file that numpy cannot read") from error
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise BadAnswer("an array that is not numbers")
+    return array
+
+
+def _plain(value):
+    """JSON from the sandbox -> Python values, with tuples restored; nothing else allowed."""
+    if isinstance(value, dict):
+        if set(value) != {"__tuple__"} or not isinstance(value["__tuple__"], list):
+            raise BadAnswer("unexpected object in a JSON answer")
+        return tuple(_plain(v) for v in value["__tuple__"])
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise BadAnswer("unexpected JSON value")
+
+
+def _typed(value, types, what: str):
+    if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+        raise BadAnswer(f"{what} has the wrong type")
+    return value
+
+
+def _model(message: dict, outbox: Path):
+    import mnist_exercise as ex
+
+    layers = []
+    for layer in _typed(message.get("layers"), (list,), "layers"):
+        _typed(layer, (dict,), "layer")
+        layers.append(
+            ex.LayerSpec(
+                kind=_typed(layer.get("kind"), (str,), "layer kind"),
+                units=_typed(layer.get("units"), (int, type(None)), "units"),
+                activation=_typed(layer.get("activation"), (str, type(None)), "activation"),
+                weights=[
+                    _array(outbox, name).astype(np.float64)
+                    for name in _typed(layer.get("weights"), (list,), "weights")
+                ],
+            )
+        )
+    shape = _plain(message.get("input_shape"))
+    if shape is not None and not (
+        isinstance(shape, tuple) and all(n is None or type(n) is int for n in shape)
+    ):
+        raise BadAnswer("input shape")
+    return ex.ModelSpec(
+        input_shape=shape,
+        layers=layers,
+        optimizer=_typed(message.get("optimizer"), (str, type(None)), "optimizer"),
+        loss=_typed(message.get("loss"), (str, type(None)), "loss"),
+        handle=_typed(message.get("handle"), (str,), "handle"),
+    )
+
+
+def _floats(values, count: int | None, what: str) -> tuple:
+    values = _typed(values, (list,), what)
+    if count is not None and len(values) != count:
+        raise BadAnswer(what)
+    return tuple(float(_typed(v, (int, float), what)) for v in values)
+
+
+def _figure(message: dict, outbox: Path):
+    import mnist_exercise as ex
+
+    axes = []
+    for ax in _typed(message.get("axes"), (list,), "axes"):
+        _typed(ax, (dict,), "axes")
+        bars = [
+            ex.BarSpec(
+                x=_floats([bar.get("x")], 1, "bar x")[0],
+                height=_floats([bar.get("height")], 1, "bar height")[0],
+                facecolor=_floats(bar.get("facecolor"), 4, "bar colour"),
+                edgecolor=_floats(bar.get("edgecolor"), 4, "bar colour"),
+                hatch=_typed(bar.get("hatch"), (str, type(None)), "hatch"),
+                label=_typed(bar.get("label"), (str, type(None)), "label"),
+            )
+            for bar in _typed(ax.get("bars"), (list,), "bars")
+            if _typed(bar, (dict,), "bar")
+        ]
+        images = [_array(outbox, name) for name in _typed(ax.get("images"), (list,), "images")]
+        title = _typed(ax.get("title"), (str,), "title")
+        axes.append(ex.AxesSpec(images=images, bars=bars, title=title))
+    return ex.FigureSpec(axes=axes, handle=_typed(message.get("handle"), (str,), "handle"))
+
+
+def decode_answer(outbox: Path, call_id: int):
+    """The value the sandbox sent for `call_id`; raises StudentError if the student code raised."""
+    try:
+        message = json.loads(_read_regular_file(outbox / f"{call_id}.json", MAX_JSON_BYTES))
+    except ValueError as error:
+        raise BadAnswer("an answer that is not JSON") from error
+    kind = _typed(message, (dict,), "answer").get("kind")
+    if kind == "none":
+        return None
+    if kind == "json":
+        return _plain(message.get("value"))
+    if kind == "array":
+        return _array(outbox, message.get("file"))
+    if kind == "model":
+        return _model(message, outbox)
+    if kind == "figure":
+        return _figure(message, outbox)
+    if kind == "other":
+        return Opaque(str(message.get("type"))[:80], str(message.get("repr"))[:200])
+    if kind == "error":
+        raise StudentError(f"{str(message.get('type'))[:80]}: {str(message.get('message'))[:300]}")
+    raise BadAnswer(f"unknown answer kind {kind!r}")

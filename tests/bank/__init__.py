@@ -1,0 +1,256 @@
+"""The submission bank: golden submissions named by what they fail, with their expected scores.
+
+Each case starts from the student notebook in assignment/ with every function filled in from the
+reference solution, then replaces what the case is about. `build(folder)` writes one notebook per
+case (`<name>.ipynb`); tests/test_bank.py grades them all in one batch through the real grader
+and compares every question's score with `expected_scores(case)`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDENT_NOTEBOOK = ROOT / "assignment" / "mnist_first_steps.ipynb"
+SOLUTION_NOTEBOOK = ROOT / "solutions" / "mnist_first_steps.ipynb"
+FULL_MARKS = {"q4a": 2, "q4b": 2, "q4c": 2, "q4d": 7, "q5": 4, "q6": 5}
+STATUS_GRADED = "graded"
+
+
+@dataclass
+class Case:
+    name: str
+    why: str  # what is wrong, and so which checks it must fail
+    functions: dict = field(default_factory=dict)  # function name -> its replacement source
+    scores: dict = field(default_factory=dict)  # question -> expected score (others: full)
+    starter: bool = False  # leave the student's `...` bodies as they are
+    status: str = STATUS_GRADED
+    raw: bytes | None = None  # the submission file's bytes, when it is not a notebook at all
+
+
+CASES = [
+    Case("passes_all", "the reference solution"),
+    Case(
+        "untouched_starter",
+        "nothing filled in: every function returns None",
+        starter=True,
+        scores={q: 0 for q in FULL_MARKS},
+    ),
+    Case(
+        "fails_q4a_q4c_reversed_shapes",
+        "shapes reported back to front, e.g. (28, 28, 60000); the labels' 1-D shape survives",
+        {
+            "get_shapes": """
+def get_shapes(train_images, train_labels, test_images):
+    return train_images.shape[::-1], train_labels.shape[::-1], test_images.shape[::-1]
+"""
+        },
+        {"q4a": 0, "q4c": 0},
+    ),
+    Case(
+        "fails_q4b_label_length_10",
+        "the label set's length given as 10 (the number of classes) instead of 60000",
+        {
+            "get_shapes": """
+def get_shapes(train_images, train_labels, test_images):
+    return train_images.shape, (10,), test_images.shape
+"""
+        },
+        {"q4b": 0},
+    ),
+    Case(
+        "fails_hidden_q4abc_hardcoded_shapes",
+        "MNIST's shapes typed in as numbers: the public checks pass, the hidden ones on other "
+        "arrays fail",
+        {
+            "get_shapes": """
+def get_shapes(train_images, train_labels, test_images):
+    return (60000, 28, 28), (60000,), (10000, 28, 28)
+"""
+        },
+        {"q4a": 1, "q4b": 1, "q4c": 1},
+    ),
+    Case(
+        "fails_q4d_logits_without_softmax",
+        "last layer without softmax (loss from_logits=True, so it trains well): the model "
+        "outputs logits, rows don't sum to 1; the output-layer check, the probability check and "
+        "the hidden random-images check fail",
+        {
+            "build_model": """
+def build_model():
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+"""
+        },
+        {"q4d": 4},
+    ),
+    Case(
+        "fails_q4d_five_output_units",
+        "5 output units: the output-layer check fails, training stops with an error (labels go "
+        "up to 9), so every check that needs the trained model or its probabilities fails too; "
+        "only the input and compile checks pass",
+        {
+            "build_model": """
+def build_model():
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(5, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+"""
+        },
+        {"q4d": 2, "q5": 3},
+    ),
+    Case(
+        "fails_q4d_predicts_training_set",
+        "predict_probs ignores its images and predicts x_train: 60000 rows whatever it is given "
+        "(the three probability checks fail), and probs[0] is a training image, not a 7",
+        {
+            "predict_probs": """
+def predict_probs(model, images):
+    return model.predict(x_train, verbose=0)
+"""
+        },
+        {"q4d": 4, "q5": 3},
+    ),
+    Case(
+        "fails_q5_argmax_axis0",
+        "np.argmax(probs, axis=0): right for one row, wrong for several rows",
+        {
+            "top_class": """
+def top_class(probs):
+    return np.argmax(probs, axis=0)
+"""
+        },
+        {"q5": 2},
+    ),
+    Case(
+        "fails_q5_always_seven",
+        "top_class returns 7 whatever it is given: only the first-test-image check passes",
+        {
+            "top_class": """
+def top_class(probs):
+    return 7
+"""
+        },
+        {"q5": 1},
+    ),
+    Case(
+        "fails_q6_no_bars",
+        "the image, but no bar chart: only the image check passes",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    fig, ax = plt.subplots()
+    ax.imshow(image, cmap="gray")
+    return fig
+"""
+        },
+        {"q6": 1},
+    ),
+    Case(
+        "fails_q6_bars_not_probabilities",
+        "bars sorted from small to large, so their heights are not the class probabilities; "
+        "image, labels and highlight are fine",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    probs = np.asarray(probs)
+    fig, (left, right) = plt.subplots(1, 2)
+    left.imshow(image, cmap="gray")
+    colors = ["tab:blue"] * 10
+    colors[int(np.argmax(probs))] = "tab:red"
+    right.bar(range(10), np.sort(probs), color=colors)
+    right.set_xticks(range(10))
+    return fig
+"""
+        },
+        {"q6": 3},
+    ),
+    Case(
+        "fails_q6_returns_nothing",
+        "draws the plot but forgets `return fig`",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    fig, (left, right) = plt.subplots(1, 2)
+    left.imshow(image, cmap="gray")
+    right.bar(range(10), probs)
+"""
+        },
+        {"q6": 0},
+    ),
+]
+
+
+def expected_scores(case: Case) -> dict:
+    return {**FULL_MARKS, **case.scores}
+
+
+def _functions(source: str) -> dict[str, str]:
+    """Top-level function definitions in `source`: name -> source text."""
+    tree = ast.parse(source)
+    return {
+        node.name: ast.get_source_segment(source, node)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+    }
+
+
+def solution_functions() -> dict[str, str]:
+    nb = nbformat.read(SOLUTION_NOTEBOOK, as_version=4)
+    found = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            found.update(_functions(cell.source))
+    return found
+
+
+def make_notebook(case: Case, solutions: dict[str, str]) -> str:
+    nb = nbformat.read(STUDENT_NOTEBOOK, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "otter_answer_cell" not in cell.metadata.get("tags", []):
+            continue
+        names = list(_functions(cell.source))
+        if case.starter or not names:
+            continue
+        cell.source = "\n\n\n".join(
+            case.functions.get(name, solutions[name]).strip() for name in names
+        )
+    return nbformat.writes(nb)
+
+
+def build(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*"):
+        old.unlink()
+    solutions = solution_functions()
+    paths = []
+    for case in CASES:
+        path = folder / f"{case.name}.ipynb"
+        path.write_bytes(
+            case.raw if case.raw is not None else make_notebook(case, solutions).encode()
+        )
+        paths.append(path)
+    (folder / "expected.json").write_text(
+        json.dumps(
+            {c.name: {"scores": expected_scores(c), "status": c.status} for c in CASES}, indent=1
+        )
+    )
+    return paths
