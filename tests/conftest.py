@@ -1,0 +1,59 @@
+"""Shared fixtures: the checks built fresh from the master, and the whole bank graded once.
+
+Grading is the slow part (a real kernel trains a real model per submission), so the bank is graded
+in one batch, two at a time, through the same entry point as `make grade`, and every test reads
+the results it needs from that one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mnist_grader import assign, batch, engine
+from tests import bank
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "datasets" / "mnist.npz"
+
+
+@pytest.fixture(scope="session")
+def data_file() -> Path:
+    named = os.environ.get("MNIST_NPZ")
+    path = Path(named) if named else SHARED_DATA
+    if not path.is_file():
+        pytest.fail(f"MNIST not found at {path}: set MNIST_NPZ (see README)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory) -> Path:
+    """otter assign's output, built now from the master notebook."""
+    return assign.run_otter_assign(tmp_path_factory.mktemp("dist") / "dist")
+
+
+@pytest.fixture(scope="session")
+def settings(dist, data_file) -> engine.Settings:
+    return engine.Settings(checks_dir=dist / "autograder", data_file=data_file,
+                           cell_seconds=120, check_seconds=30, total_seconds=300)
+
+
+@pytest.fixture(scope="session")
+def bank_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bank")
+    bank.build(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def graded_bank(bank_dir, settings, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("grades")
+    batch.grade_batch(bank_dir, out, settings, jobs=2, progress=False)
+    return out
+
+
+def read_results(out: Path, name: str) -> dict:
+    return json.loads((out / name / "results.json").read_text())

@@ -1,0 +1,61 @@
+"""Every golden submission gets exactly its expected score, question by question."""
+
+import csv
+
+import pytest
+
+from tests import bank
+from tests.conftest import read_results
+
+CASES = {case.name: case for case in bank.CASES}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_expected_scores(graded_bank, name):
+    case = CASES[name]
+    results = read_results(graded_bank, name)
+    got = {test["name"]: test["score"] for test in results["tests"]}
+    assert got == bank.expected_scores(case), f"{name}: {case.why}\n{results['output']}"
+    assert results["extra_data"]["status"] == case.status
+    assert results["score"] == sum(bank.expected_scores(case).values())
+
+
+def test_results_json_follows_gradescope_schema(graded_bank):
+    results = read_results(graded_bank, "passes_all")
+    assert set(results) >= {"score", "tests", "output"}
+    for test in results["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "output", "visibility"}
+        assert test["visibility"] in ("visible", "hidden", "after_due_date", "after_published")
+        assert 0 <= test["score"] <= test["max_score"]
+    assert [t["name"] for t in results["tests"]] == list(bank.FULL_MARKS)
+
+
+def test_gradebook_has_a_row_per_submission(graded_bank):
+    with (graded_bank / "gradebook.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["file"] for row in rows) == sorted(f"{n}.ipynb" for n in CASES)
+    assert list(rows[0]) == ["file", "total", *bank.FULL_MARKS, "status"]
+    for row in rows:
+        expected = bank.expected_scores(CASES[row["file"].removesuffix(".ipynb")])
+        assert float(row["total"]) == sum(expected.values())
+
+
+def test_feedback_speaks_to_the_student(graded_bank):
+    """Failures come as message / expected / got, with the hint for the common mistake."""
+    outputs = {name: {t["name"]: t["output"] for t in read_results(graded_bank, name)["tests"]}
+               for name in ("fails_q4b_label_length_10", "fails_q5_argmax_axis0",
+                            "fails_q4d_logits_without_softmax")}
+    label = outputs["fails_q4b_label_length_10"]["q4b"]
+    assert "expected: (60000,)" in label and "got:      (10,)" in label
+    assert "10 is the number of classes" in label
+    assert "axis=0" in outputs["fails_q5_argmax_axis0"]["q5"]
+    assert "logits" in outputs["fails_q4d_logits_without_softmax"]["q4d"]
+
+
+def test_hidden_checks_source_never_reaches_students(graded_bank, dist):
+    """Feedback quotes messages, never the checks' code (otter's own runner would)."""
+    hidden_lines = {line.strip() for path in (dist / "autograder" / "tests").glob("*.py")
+                    for line in path.read_text().splitlines() if "rng" in line}
+    for name in CASES:
+        text = (graded_bank / name / "results.json").read_text()
+        assert not any(line in text for line in hidden_lines), name
