@@ -37,8 +37,13 @@ def dist(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(dist, data_file) -> engine.Settings:
-    return engine.Settings(checks_dir=dist / "autograder", data_file=data_file,
-                           cell_seconds=120, check_seconds=30, total_seconds=300)
+    return engine.Settings(
+        checks_dir=dist / "autograder",
+        data_file=data_file,
+        cell_seconds=120,
+        check_seconds=30,
+        total_seconds=300,
+    )
 
 
 @pytest.fixture(scope="session")

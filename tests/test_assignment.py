@@ -24,10 +24,14 @@ def test_committed_assignment_is_up_to_date(dist):
         assert committed.read_bytes() == built.read_bytes(), (
             f"{repo_path} is stale: run `make assignment` and commit"
         )
-    built_student = {p.relative_to(dist / "student") for p in (dist / "student").rglob("*")
-                     if p.is_file()}
-    committed = {p.relative_to(ASSIGNMENT_DIR) for p in ASSIGNMENT_DIR.rglob("*")
-                 if p.is_file() and "__pycache__" not in p.parts}
+    built_student = {
+        p.relative_to(dist / "student") for p in (dist / "student").rglob("*") if p.is_file()
+    }
+    committed = {
+        p.relative_to(ASSIGNMENT_DIR)
+        for p in ASSIGNMENT_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert committed == built_student, "assignment/ holds files the build does not make"
 
 
@@ -53,8 +57,9 @@ def _solution_lines() -> set[str]:
     for cell in _master_cells():
         text = cell.source.strip()
         if cell.cell_type == "raw":
-            in_raw = text.startswith("# BEGIN SOLUTION") or (in_raw and not
-                                                              text.startswith("# END SOLUTION"))
+            in_raw = text.startswith("# BEGIN SOLUTION") or (
+                in_raw and not text.startswith("# END SOLUTION")
+            )
             continue
         if not in_raw:
             continue
@@ -78,7 +83,8 @@ def _prompt_text() -> str:
         if cell.cell_type == "raw":
             source = cell.source.strip()
             in_raw = source.startswith("# BEGIN SOLUTION") or (
-                in_raw and not source.startswith("# END SOLUTION"))
+                in_raw and not source.startswith("# END SOLUTION")
+            )
         elif not in_raw:
             text.append(cell.source)
     return "\n".join(text)
@@ -110,8 +116,11 @@ def test_no_hidden_check_in_the_assignment(dist):
 
 def test_student_fills_only_function_bodies():
     nb = json.loads((ASSIGNMENT_DIR / "mnist_first_steps.ipynb").read_text())
-    answer_cells = [c for c in nb["cells"] if "otter_answer_cell" in c["metadata"].get("tags", [])
-                    and c["cell_type"] == "code"]
+    answer_cells = [
+        c
+        for c in nb["cells"]
+        if "otter_answer_cell" in c["metadata"].get("tags", []) and c["cell_type"] == "code"
+    ]
     code = "\n".join("".join(c["source"]) for c in answer_cells)
     for name in FUNCTIONS:
         assert f"def {name}(" in code

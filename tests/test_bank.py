@@ -42,9 +42,14 @@ def test_gradebook_has_a_row_per_submission(graded_bank):
 
 def test_feedback_speaks_to_the_student(graded_bank):
     """Failures come as message / expected / got, with the hint for the common mistake."""
-    outputs = {name: {t["name"]: t["output"] for t in read_results(graded_bank, name)["tests"]}
-               for name in ("fails_q4b_label_length_10", "fails_q5_argmax_axis0",
-                            "fails_q4d_logits_without_softmax")}
+    outputs = {
+        name: {t["name"]: t["output"] for t in read_results(graded_bank, name)["tests"]}
+        for name in (
+            "fails_q4b_label_length_10",
+            "fails_q5_argmax_axis0",
+            "fails_q4d_logits_without_softmax",
+        )
+    }
     label = outputs["fails_q4b_label_length_10"]["q4b"]
     assert "expected: (60000,)" in label and "got:      (10,)" in label
     assert "10 is the number of classes" in label
@@ -54,8 +59,12 @@ def test_feedback_speaks_to_the_student(graded_bank):
 
 def test_hidden_checks_source_never_reaches_students(graded_bank, dist):
     """Feedback quotes messages, never the checks' code (otter's own runner would)."""
-    hidden_lines = {line.strip() for path in (dist / "autograder" / "tests").glob("*.py")
-                    for line in path.read_text().splitlines() if "rng" in line}
+    hidden_lines = {
+        line.strip()
+        for path in (dist / "autograder" / "tests").glob("*.py")
+        for line in path.read_text().splitlines()
+        if "rng" in line
+    }
     for name in CASES:
         text = (graded_bank / name / "results.json").read_text()
         assert not any(line in text for line in hidden_lines), name

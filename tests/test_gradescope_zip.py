@@ -15,29 +15,42 @@ from tests import bank
 
 @pytest.fixture(scope="module")
 def built_zip(dist, data_file, tmp_path_factory):
-    return package.build_zip(data_file, dist / "autograder",
-                             tmp_path_factory.mktemp("zip") / "autograder.zip")
+    return package.build_zip(
+        data_file, dist / "autograder", tmp_path_factory.mktemp("zip") / "autograder.zip"
+    )
 
 
 def test_zip_carries_checks_data_and_the_grader(built_zip, dist):
     names = zipfile.ZipFile(built_zip).namelist()
-    for required in ("setup.sh", "run_autograder", "requirements.txt", "data/mnist.npz",
-                     "checks/mnist_exercise.py", "mnist_grader/engine.py", "mnist_grader/cli.py"):
+    for required in (
+        "setup.sh",
+        "run_autograder",
+        "requirements.txt",
+        "data/mnist.npz",
+        "checks/mnist_exercise.py",
+        "mnist_grader/engine.py",
+        "mnist_grader/cli.py",
+    ):
         assert required in names
     hidden = sorted(p.name for p in (dist / "autograder" / "tests").glob("q*.py"))
-    assert sorted(n.removeprefix("checks/tests/") for n in names
-                  if n.startswith("checks/tests/")) == hidden
+    assert (
+        sorted(n.removeprefix("checks/tests/") for n in names if n.startswith("checks/tests/"))
+        == hidden
+    )
 
 
 def test_setup_installs_with_apt_and_pip_only(built_zip):
     with zipfile.ZipFile(built_zip) as archive:
-        setup = "\n".join(line for line in archive.read("setup.sh").decode().splitlines()
-                          if not line.lstrip().startswith("#"))
+        setup = "\n".join(
+            line
+            for line in archive.read("setup.sh").decode().splitlines()
+            if not line.lstrip().startswith("#")
+        )
         requirements = archive.read("requirements.txt").decode()
     assert "apt-get install" in setup and "pip install" in setup
     for download in ("curl", "wget", "Miniforge", "mamba", "conda", "chromium", "playwright"):
         assert download not in setup
-    assert 'tensorflow-cpu==2.21.0' in requirements
+    assert "tensorflow-cpu==2.21.0" in requirements
     assert 'python_version < "3.11"' in requirements  # Gradescope's Ubuntu 22.04 has 3.10
 
 

@@ -52,10 +52,18 @@ def test_student_errors_come_back_as_errors(tmp_path):
 
 
 def test_a_forged_model_description_must_be_well_typed(tmp_path):
-    _answer(tmp_path, 1, {"kind": "model", "handle": "kept_1", "input_shape": None,
-                          "optimizer": "adam", "loss": "x",
-                          "layers": [{"kind": "Dense", "units": "10", "activation": "softmax",
-                                      "weights": []}]})
+    _answer(
+        tmp_path,
+        1,
+        {
+            "kind": "model",
+            "handle": "kept_1",
+            "input_shape": None,
+            "optimizer": "adam",
+            "loss": "x",
+            "layers": [{"kind": "Dense", "units": "10", "activation": "softmax", "weights": []}],
+        },
+    )
     with pytest.raises(wire.BadAnswer):
         wire.decode_answer(tmp_path, 1)
 
