@@ -22,6 +22,8 @@ from .engine import FIRST_SANDBOX_UID, Report, Settings
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# What a sandboxed kernel must not read (it needs only .venv): checks, solutions, history.
+PRIVATE_FOLDERS = ("autograder", "solutions", "tests", ".git", "build", "grades")
 
 
 def find_submissions(target: Path) -> list[Path]:
@@ -112,6 +114,8 @@ def grade_batch(
     paths = find_submissions(target)
     names = output_names(paths)
     out.mkdir(parents=True, exist_ok=True)
+    private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
+    sandbox.protect(private)
     question_names = checks.question_names(settings.checks_dir / "tests")
     slots: Queue = Queue()
     for slot in range(jobs):
@@ -139,4 +143,8 @@ def grade_batch(
             bar.update()
     rows = [results.gradebook_row(graded[name], question_names) for name in names]
     results.write_gradebook(rows, question_names, out / "gradebook.csv")
+    if rows:
+        maxima = {t["name"]: t["max_score"] for t in next(iter(graded.values()))["tests"]}
+        maxima["total"] = sum(maxima.values())
+        results.plot_distribution(rows, question_names, maxima, out / "score_distribution.png")
     return rows

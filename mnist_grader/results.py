@@ -84,3 +84,26 @@ def read_results(path: Path) -> dict:
         raise ValueError(f"malformed results in {path}")
     data["extra_data"]["status"]  # noqa: B018 - raises KeyError when missing
     return data
+
+
+def plot_distribution(rows: list[dict], question_names: list[str], maxima: dict, path: Path):
+    """score_distribution.png: how many submissions got each score, per question and in total."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    columns = [*question_names, "total"]
+    fig, axes = plt.subplots(1, len(columns), figsize=(2.2 * len(columns), 2.6), sharey=True)
+    for ax, column in zip(axes, columns, strict=True):
+        scores = [float(row[column]) for row in rows]
+        top = maxima[column]
+        values = sorted({*range(int(top) + 1), *scores})
+        ax.bar([f"{v:g}" for v in values], [scores.count(v) for v in values], color="tab:blue")
+        ax.set_title(f"{column} (of {top:g})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("submissions")
+    fig.suptitle(f"Score distribution, {len(rows)} submissions", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

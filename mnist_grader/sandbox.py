@@ -85,6 +85,7 @@ def launch(argv: list[str] | None = None) -> None:
         for path in (workdir, workdir / "tmp", connection):
             os.chown(path, args.uid, NOGROUP)
         connection.chmod(0o600)
+        workdir.chmod(0o700)  # other submissions' kernels (other uids) cannot look in
     set_limits(
         args.memory_mb * 2**20, args.cpu_seconds, args.max_processes, args.max_file_mb * 2**20
     )
@@ -100,6 +101,19 @@ def launch(argv: list[str] | None = None) -> None:
         [python, "-m", "ipykernel_launcher", "-f", str(connection)],
         kernel_environment(workdir),
     )
+
+
+def protect(paths) -> None:
+    """Make folders root's alone (mode 700), so that a sandboxed kernel cannot read them.
+
+    Used on what a submission must never see: the checks (hidden ones included), the master and
+    the solutions, the repository's history, the grades. The kernel only needs the venv.
+    """
+    if not is_root():
+        return
+    for path in paths:
+        if path.is_dir():
+            path.chmod(0o700)
 
 
 def sweep(uid: int) -> int:

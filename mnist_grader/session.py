@@ -27,6 +27,7 @@ from nbclient.exceptions import DeadKernelError
 from . import sandbox, wire
 
 KERNEL_NAME = "mnist-grader-sandbox"
+MAX_RESTARTS = 2  # a kernel that dies or ignores interrupts is replaced, at most this often
 PROBE_SOURCE = (Path(__file__).parent / "probe.py").read_text()
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,12 +117,12 @@ class KernelSession:
         self.log = SessionLog()
         self.calls = 0
         self.hung: set[str] = set()  # functions that already ran out of time once
+        self.restarts = 0
         self.nb = nbformat.v4.new_notebook()
-        ksm = _write_kernelspec(workdir.parent, uid, workdir, limits, kernel_env)
-        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+        self.ksm = _write_kernelspec(workdir.parent, uid, workdir, limits, kernel_env)
+        self.km = None
         self.client = _QuietClient(
             self.nb,
-            km=self.km,
             timeout=limits.cell_seconds,
             startup_timeout=120,
             interrupt_on_timeout=True,
@@ -136,21 +137,48 @@ class KernelSession:
         self.outbox.mkdir()
         if sandbox.is_root():
             shutil.chown(self.outbox, self.uid, sandbox.NOGROUP)
-        # The kernel's own stdout/stderr (TensorFlow's logs, a student's os.write) go nowhere.
-        self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client.start_new_kernel_client()
+        self._start_kernel()
         return self
 
     def __exit__(self, *exc):
+        self._stop_kernel()
+        return False
+
+    def _start_kernel(self) -> None:
+        # A new manager each time: shutting one down destroys its zmq context.
+        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=self.ksm)
+        self.client.km = self.km
+        # The kernel's own stdout/stderr (TensorFlow's logs, a student's os.write) go nowhere.
+        self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client.start_new_kernel_client()
+
+    def _stop_kernel(self) -> None:
         try:
             if self.client.kc is not None:
                 self.client.kc.stop_channels()
-            run_sync(self.km.shutdown_kernel)(now=True)
+            if self.km is not None:
+                run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:
             pass
         if sandbox.is_root():
             sandbox.sweep(self.uid)
-        return False
+
+    def _restart(self, replay: list[str]) -> bool:
+        """A fresh kernel that has run `replay` again: the cells before the one that broke it."""
+        if self.restarts >= MAX_RESTARTS or self._remaining() < 30:
+            return False
+        self.restarts += 1
+        self._stop_kernel()
+        self.log.kernel_lost = ""
+        try:
+            self._start_kernel()
+            for source in replay:
+                self._run(source, self.limits.cell_seconds)
+        except (KernelGone, RuntimeError):
+            self.log.kernel_lost = self.log.kernel_lost or "the notebook's kernel could not restart"
+            self.restarts = MAX_RESTARTS
+            return False
+        return not self.log.kernel_lost
 
     # -- running code ---------------------------------------------------------------------------
     def _remaining(self) -> float:
@@ -203,13 +231,30 @@ class KernelSession:
         )
 
     def run_cells(self, sources: list[tuple[int, str]]) -> None:
+        """Run every cell. A cell that kills the kernel, or hangs it past an interrupt, is
+        reported and skipped: a new kernel runs the cells before it again, and goes on."""
+        ran: list[str] = []
         for index, source in sources:
             try:
                 status, detail = self._run(source, self.limits.cell_seconds)
             except KernelGone:
-                self.log.cells.append(CellReport(index, "not run", self.log.kernel_lost))
+                status, detail = "not run", self.log.kernel_lost
+            if self.log.kernel_lost and status == "not run" and self.restarts >= MAX_RESTARTS:
+                self.log.cells.append(CellReport(index, status, ""))
+                continue
+            if self.log.kernel_lost and not self._out_of_time():
+                if status == "not run":
+                    status, detail = "kernel died", "it stopped the kernel (crash, exit or memory)"
+                self.log.cells.append(CellReport(index, status, detail + "; it was skipped"))
+                if not self._restart(ran):
+                    self.log.kernel_lost = self.log.kernel_lost or "the kernel could not restart"
                 continue
             self.log.cells.append(CellReport(index, status, detail))
+            if status in ("ok", "error"):
+                ran.append(source)
+
+    def _out_of_time(self) -> bool:
+        return self.log.kernel_lost.startswith("grading stopped")
 
     def load_probe(self) -> None:
         source = (

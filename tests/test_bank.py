@@ -38,6 +38,8 @@ def test_gradebook_has_a_row_per_submission(graded_bank):
     for row in rows:
         expected = bank.expected_scores(CASES[row["file"].removesuffix(".ipynb")])
         assert float(row["total"]) == sum(expected.values())
+    plot = graded_bank / "score_distribution.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_feedback_speaks_to_the_student(graded_bank):
