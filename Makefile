@@ -50,6 +50,9 @@ grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb or a folder; default: the bank)
 test: $(STAMP)  ## run the test suite (grades the whole bank through the real grader)
 	$(PY) -m pytest -q
 
+bench: $(STAMP)  ## time and memory: this grader vs plain otter run, batch throughput
+	$(PY) -m tests.bench
+
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

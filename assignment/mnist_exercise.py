@@ -32,6 +32,7 @@ CLASS_NAMES = [str(digit) for digit in range(NUM_CLASSES)]
 FIRST_TEST_CLASS = 7
 DATA_ENV_VAR = "MNIST_NPZ"
 DATA_FILE = "mnist.npz"
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 # Where a local copy is looked for, after $MNIST_NPZ: beside the notebook, the course repository's
 # shared folder (CI and instructors), the Gradescope autograder tree, the Keras cache.
@@ -40,7 +41,7 @@ KNOWN_DATA_PATHS = [
     Path("data") / DATA_FILE,
     Path("..") / "shared" / "datasets" / DATA_FILE,
     Path("..") / ".." / "shared" / "datasets" / DATA_FILE,
-    Path("/autograder/source/data") / DATA_FILE,
+    Path("/autograder/source/data/mnist"),
     Path.home() / ".keras" / "datasets" / DATA_FILE,
 ]
 
@@ -55,15 +56,20 @@ def find_data_file() -> Path | None:
     named = os.environ.get(DATA_ENV_VAR)
     if named:
         path = Path(named).expanduser()
-        if not path.is_file():
+        if not (path.is_file() or (path / "x_train.npy").is_file()):
             raise FileNotFoundError(f"${DATA_ENV_VAR} names {path}, but there is no file there.")
         return path
-    return next((path for path in KNOWN_DATA_PATHS if path.is_file()), None)
+    return next((p for p in KNOWN_DATA_PATHS if p.is_file() or (p / "x_train.npy").is_file()), None)
 
 
 def load_mnist():
     """Return ((x_train, y_train), (x_test, y_test)) as uint8 arrays, in the Keras layout."""
     path = find_data_file()
+    if path is not None and path.is_dir():  # the grader's uncompressed copy: mapped, not read
+        x_train, y_train, x_test, y_test = (
+            np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS
+        )
+        return (x_train, y_train), (x_test, y_test)
     if path is not None:
         with np.load(path, allow_pickle=False) as data:
             return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
@@ -244,8 +250,15 @@ def _activate(name: str | None, values: np.ndarray) -> np.ndarray:
 SUPPORTED_LAYERS = ("InputLayer", "Flatten", "Dense", "Dropout")
 
 
-def forward(spec: ModelSpec, images) -> np.ndarray:
+def forward(spec: ModelSpec, images, batch_size: int = 1000) -> np.ndarray:
     """The model's output for `images`, computed with numpy from its weights (inference mode)."""
+    if len(images) > batch_size:  # in batches: the whole test set in float64 would be 60 MB
+        return np.concatenate(
+            [
+                forward(spec, images[i : i + batch_size], batch_size)
+                for i in range(0, len(images), batch_size)
+            ]
+        )
     values = scale_images(images).astype(np.float64)
     for layer in spec.layers:
         if layer.kind == "Flatten":

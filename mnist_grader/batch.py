@@ -12,13 +12,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from queue import Queue
 
 from . import checks, results, sandbox
-from .engine import FIRST_SANDBOX_UID, Report, Settings
+from .engine import FIRST_SANDBOX_UID, Report, Settings, make_data_cache
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +110,14 @@ def grade_batch(
     target: Path, out: Path, settings: Settings, jobs: int = 1, progress: bool = True
 ) -> list[dict]:
     """Grade every submission in `target` into `out`; returns the gradebook rows, in file order."""
+    with tempfile.TemporaryDirectory(prefix="mnist-data-") as cache:
+        settings = replace(
+            settings, data_file=make_data_cache(settings.data_file, Path(cache) / "mnist")
+        )
+        return _grade_all(target, out, settings, jobs, progress)
+
+
+def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress: bool):
     from tqdm import tqdm
 
     paths = find_submissions(target)

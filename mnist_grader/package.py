@@ -6,7 +6,8 @@ Layout (Gradescope unpacks it into /autograder/source):
     mnist_grader/                     this package: the same grading path as `make grade`
     checks/tests/q*.py                otter's test files, public and hidden
     checks/mnist_exercise.py          the exercise's support module
-    data/mnist.npz                    the data, so grading never downloads
+    data/mnist/*.npy                  the data, uncompressed once here (so grading never downloads,
+                                      nor decompresses it for every submission)
 """
 
 from __future__ import annotations
@@ -30,20 +31,32 @@ def _entries(data_file: Path, checks_dir: Path) -> list[tuple[str, Path]]:
     entries += [(f"mnist_grader/{p.name}", p) for p in sorted(package.glob("*.py"))]
     entries += [(f"checks/tests/{p.name}", p) for p in sorted((checks_dir / "tests").glob("*.py"))]
     entries.append(("checks/mnist_exercise.py", checks_dir / "mnist_exercise.py"))
-    entries.append(("data/mnist.npz", data_file))
+    return entries
+
+
+def _data_entries(data_file: Path) -> list[tuple[str, bytes]]:
+    import io
+
+    import numpy as np
+
+    entries = []
+    with np.load(data_file, allow_pickle=False) as data:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            buffer = io.BytesIO()
+            np.save(buffer, data[name])
+            entries.append((f"data/mnist/{name}.npy", buffer.getvalue()))
     return entries
 
 
 def build_zip(data_file: Path, checks_dir: Path = CHECKS_DIR, target: Path = ZIP_PATH) -> Path:
+    files = [(name, source.read_bytes()) for name, source in _entries(data_file, checks_dir)]
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, source in _entries(data_file, checks_dir):
+        for name, content in files + _data_entries(data_file):
             info = zipfile.ZipInfo(name, FIXED_TIME)
             executable = name in ("setup.sh", "run_autograder")
             info.external_attr = (0o755 if executable else 0o644) << 16
-            info.compress_type = (
-                zipfile.ZIP_STORED if name.endswith(".npz") else zipfile.ZIP_DEFLATED
-            )
-            archive.writestr(info, source.read_bytes())
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, content)
     return target
 
 
@@ -63,7 +76,7 @@ def grade_gradescope(root: Path, settings_for) -> Path:
     from . import batch, results
 
     source = root / "source"
-    settings = settings_for(source / "checks", source / "data" / "mnist.npz")
+    settings = settings_for(source / "checks", source / "data" / "mnist")
     target = root / "results" / "results.json"
     submission = find_gradescope_submission(root / "submission")
     with tempfile.TemporaryDirectory(prefix="mnist-gradescope-") as tmp:

@@ -28,6 +28,9 @@ class _GraderProbe:
             return tuple(self._decode(v) for v in value["__tuple__"])
         if isinstance(value, dict) and "__kept__" in value:
             return self.kept[value["__kept__"]]
+        if isinstance(value, dict) and value.get("__data__") in ("x_train", "y_train", "x_test"):
+            folder = os.environ["MNIST_NPZ"]  # the grader's read-only, uncompressed copy
+            return np.load(os.path.join(folder, value["__data__"] + ".npy"), mmap_mode="r")
         if isinstance(value, dict) and "__array__" in value:
             return np.load(os.path.join(self.inbox, value["__array__"]), allow_pickle=False)
         if isinstance(value, list):

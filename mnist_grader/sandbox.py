@@ -47,7 +47,7 @@ def set_limits(memory_bytes: int, cpu_seconds: int, max_processes: int, max_file
 
 def kernel_environment(workdir: Path) -> dict[str, str]:
     """A clean environment: nothing of the grader's leaks in; caches point into the sandbox."""
-    keep = ("PATH", "LANG", "LC_ALL", "MNIST_NPZ", "MNIST_EPOCHS", "TZ")
+    keep = ("PATH", "LANG", "LC_ALL", "MNIST_NPZ", "MNIST_EPOCHS", "MNIST_TRAIN_IMAGES", "TZ")
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
         HOME=str(workdir),
