@@ -58,7 +58,7 @@ def settings_arguments(settings: Settings) -> list[str]:
     return args
 
 
-def _grade_in_child(path: Path, out: Path, settings: Settings, slot: int) -> dict:
+def _grade_in_child(path: Path, out: Path, settings: Settings, slot: int, jobs: int) -> dict:
     command = [
         sys.executable,
         "-m",
@@ -72,6 +72,9 @@ def _grade_in_child(path: Path, out: Path, settings: Settings, slot: int) -> dic
         *settings_arguments(settings),
     ]
     env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
+    if jobs > 1:  # one TensorFlow thread per kernel: parallel kernels would spin against each other
+        for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            env.setdefault(name, "1")
     results_file = out / "results.json"
     results_file.unlink(missing_ok=True)
     child = subprocess.Popen(
@@ -133,7 +136,7 @@ def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress:
     def grade(path: Path, name: str) -> dict:
         slot = slots.get()
         try:
-            data = _grade_in_child(path, out / name, settings, slot)
+            data = _grade_in_child(path, out / name, settings, slot, jobs)
         finally:
             slots.put(slot)
         results.write_json(data, out / name / "results.json")

@@ -47,7 +47,18 @@ def set_limits(memory_bytes: int, cpu_seconds: int, max_processes: int, max_file
 
 def kernel_environment(workdir: Path) -> dict[str, str]:
     """A clean environment: nothing of the grader's leaks in; caches point into the sandbox."""
-    keep = ("PATH", "LANG", "LC_ALL", "MNIST_NPZ", "MNIST_EPOCHS", "MNIST_TRAIN_IMAGES", "TZ")
+    keep = (
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "MNIST_NPZ",
+        "MNIST_EPOCHS",
+        "MNIST_TRAIN_IMAGES",
+        "TZ",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+        "OMP_NUM_THREADS",
+    )
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
         HOME=str(workdir),

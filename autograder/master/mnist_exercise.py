@@ -15,6 +15,7 @@ check says the same thing in the notebook and in the grade report.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -200,11 +201,8 @@ def describe_model(model) -> ModelSpec | None:
     """A Keras model as a ModelSpec (a ModelSpec passes through; anything else gives None)."""
     if isinstance(model, ModelSpec):
         return model
-    try:
-        import keras
-    except ImportError:
-        return None
-    if not isinstance(model, keras.Model):
+    keras = sys.modules.get("keras")  # a Keras model implies Keras is loaded: never import it here
+    if keras is None or not isinstance(model, keras.Model):
         return None
     try:
         input_shape = tuple(model.inputs[0].shape) if model.inputs else None
@@ -303,6 +301,8 @@ def describe_figure(fig) -> FigureSpec | None:
     """A matplotlib Figure as a FigureSpec (a FigureSpec passes through; else None)."""
     if isinstance(fig, FigureSpec):
         return fig
+    if "matplotlib.figure" not in sys.modules:  # a Figure implies matplotlib is loaded
+        return None
     from matplotlib.container import BarContainer
     from matplotlib.figure import Figure
 
