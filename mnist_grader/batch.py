@@ -81,7 +81,7 @@ def _grade_in_child(path: Path, out: Path, settings: Settings, slot: int, jobs: 
         command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        _, stderr = child.communicate(timeout=settings.total_seconds + 120)
+        _, stderr = child.communicate(timeout=settings.total_seconds + 60)
         problem = f"the grader stopped with exit code {child.returncode}"
         detail = stderr.decode(errors="replace").strip().splitlines()[-1:] if stderr else []
     except subprocess.TimeoutExpired:

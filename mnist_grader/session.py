@@ -297,12 +297,12 @@ class KernelSession:
         return kinds
 
     def fetch(self, name: str):
-        return self._probe("fetch", name, label=f"`{name}`")
+        return self._probe("fetch", name, label=f"reading `{name}` from your notebook")
 
     def call(self, name: str, args: tuple):
         call_id = self._next_id()
         wire.encode_arguments(args, self.inbox, call_id)
-        return self._probe("call", name, label=f"{name}()", call_id=call_id)
+        return self._probe("call", name, label=f"your function {name}()", call_id=call_id)
 
 
 class RemoteFunction:

@@ -12,6 +12,7 @@ Targets (issue "Fast and lean grading"): at most half of otter run's time, peak 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -29,6 +30,7 @@ from mnist_grader import CHECKS_DIR, PROJECT_ROOT, SOLUTIONS_DIR, assign, packag
 from tests import bank
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+FULL_SCORE = sum(bank.FULL_MARKS.values())
 BATCH = 20
 SAMPLE_SECONDS = 0.05
 OTTER = str(Path(sys.executable).with_name("otter"))
@@ -143,6 +145,11 @@ def main() -> None:
         ours, theirs = [], []
         for run in range(RUNS):
             ours.append(measure([str(tree / "source" / "run_autograder")], ours_env))
+            graded = json.loads((tree / "results" / "results.json").read_text())
+            if graded["score"] != FULL_SCORE:  # a fast wrong grade is no measurement
+                raise RuntimeError(
+                    f"the grader gave the reference {graded['score']}: {graded['output']}"
+                )
             out = work / f"otter-out-{run}"
             out.mkdir()
             theirs.append(
@@ -150,6 +157,9 @@ def main() -> None:
                     [OTTER, "run", "-a", str(otter_archive), "-o", str(out), str(SOLUTION)], env
                 )
             )
+            otter_score = json.loads((out / "results.json").read_text()).get("score")
+            if otter_score != FULL_SCORE:
+                print(f"  (otter run gave the reference {otter_score})")
             print(
                 f"  run {run + 1}/{RUNS}: ours {ours[-1][0]:.1f} s {ours[-1][1]:.0f} MB, "
                 f"otter run {theirs[-1][0]:.1f} s {theirs[-1][1]:.0f} MB",
@@ -161,7 +171,8 @@ def main() -> None:
         folder = work / "batch"
         bank.build(work / "bank")
         folder.mkdir()
-        sources = sorted((work / "bank").glob("*.ipynb"))
+        # ordinary submissions, right and wrong (the hostile ones wait out time limits on purpose)
+        sources = [work / "bank" / f"{case.name}.ipynb" for case in bank.CASES]
         for i in range(BATCH):
             shutil.copy(
                 sources[i % len(sources)], folder / f"{i:02d}_{sources[i % len(sources)].name}"
@@ -183,6 +194,9 @@ def main() -> None:
                 env,
             )
             rates[jobs] = (BATCH / seconds * 60, peak)
+            gradebook = (work / f"grades-{jobs}" / "gradebook.csv").read_text().splitlines()
+            if len(gradebook) != BATCH + 1 or "grader error" in "".join(gradebook):
+                raise RuntimeError(f"batch with {jobs} worker(s) did not grade every submission")
     accuracy = student_accuracy(data_file)
 
     print("\nreference solution, median of", RUNS, "runs")

@@ -40,9 +40,9 @@ def settings(dist, data_file) -> engine.Settings:
     return engine.Settings(
         checks_dir=dist / "autograder",
         data_file=data_file,
-        cell_seconds=120,
-        check_seconds=30,
-        total_seconds=300,
+        cell_seconds=30,
+        check_seconds=10,
+        total_seconds=240,
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from tests import bank
 from tests.conftest import read_results
 
-CASES = {case.name: case for case in bank.CASES}
+CASES = {case.name: case for case in bank.ALL_CASES}
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -26,7 +26,7 @@ def test_zip_carries_checks_data_and_the_grader(built_zip, dist):
         "setup.sh",
         "run_autograder",
         "requirements.txt",
-        "data/mnist.npz",
+        "data/mnist/x_train.npy",
         "checks/mnist_exercise.py",
         "mnist_grader/engine.py",
         "mnist_grader/cli.py",
@@ -84,7 +84,8 @@ def test_run_autograder_grades_an_upload(built_zip, bank_dir, tmp_path):
     root = _gradescope_tree(built_zip, tmp_path, bank_dir / "fails_q5_argmax_axis0.ipynb")
     results = _run_autograder(root)
     case = next(c for c in bank.CASES if c.name == "fails_q5_argmax_axis0")
-    assert {t["name"]: t["score"] for t in results["tests"]} == bank.expected_scores(case)
+    scores = {t["name"]: t["score"] for t in results["tests"]}
+    assert scores == bank.expected_scores(case), [t["output"] for t in results["tests"]]
     assert results["score"] == sum(bank.expected_scores(case).values())
 
 

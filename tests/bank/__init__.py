@@ -30,7 +30,9 @@ class Case:
     scores: dict = field(default_factory=dict)  # question -> expected score (others: full)
     starter: bool = False  # leave the student's `...` bodies as they are
     status: str = STATUS_GRADED
-    raw: bytes | None = None  # the submission file's bytes, when it is not a notebook at all
+    cells: list = field(default_factory=list)  # extra code cells, run right after the setup cell
+    damage: object = None  # bytes -> bytes: what happens to the file after it is written
+    kernel: str | None = None  # a kernelspec name to claim in the notebook's metadata
 
 
 CASES = [
@@ -199,6 +201,11 @@ def plot_prediction(image, probs):
 ]
 
 
+from .hostile import HOSTILE_CASES  # noqa: E402 - it builds on Case and FULL_MARKS above
+
+ALL_CASES = CASES + HOSTILE_CASES
+
+
 def expected_scores(case: Case) -> dict:
     return {**FULL_MARKS, **case.scores}
 
@@ -233,6 +240,15 @@ def make_notebook(case: Case, solutions: dict[str, str]) -> str:
         cell.source = "\n\n\n".join(
             case.functions.get(name, solutions[name]).strip() for name in names
         )
+    setup = next(i for i, c in enumerate(nb.cells) if "load_mnist()" in c.source)
+    for offset, source in enumerate(case.cells, start=1):
+        nb.cells.insert(setup + offset, nbformat.v4.new_code_cell(source.strip()))
+    if case.kernel:
+        nb.metadata["kernelspec"] = {
+            "name": case.kernel,
+            "display_name": case.kernel,
+            "language": case.kernel,
+        }
     return nbformat.writes(nb)
 
 
@@ -242,15 +258,15 @@ def build(folder: Path) -> list[Path]:
         old.unlink()
     solutions = solution_functions()
     paths = []
-    for case in CASES:
+    for case in ALL_CASES:
         path = folder / f"{case.name}.ipynb"
-        path.write_bytes(
-            case.raw if case.raw is not None else make_notebook(case, solutions).encode()
-        )
+        content = make_notebook(case, solutions).encode()
+        path.write_bytes(case.damage(content) if case.damage else content)
         paths.append(path)
     (folder / "expected.json").write_text(
         json.dumps(
-            {c.name: {"scores": expected_scores(c), "status": c.status} for c in CASES}, indent=1
+            {c.name: {"scores": expected_scores(c), "status": c.status} for c in ALL_CASES},
+            indent=1,
         )
     )
     return paths

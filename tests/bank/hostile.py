@@ -1,0 +1,184 @@
+"""Hostile and broken submissions: each gets a result, and no trick earns a point.
+
+A trick played on top of the untouched starter must still score 0 (what the starter scores);
+one played beside a complete solution must not cost the questions it does not touch.
+"""
+
+from . import FULL_MARKS, Case
+
+ZERO = {q: 0 for q in FULL_MARKS}
+FOREVER = "while True:\n    pass"
+
+# Places where a results.json or the checks could be, as a submission would guess them.
+GUESS_PATHS = """
+import glob, os
+TARGETS = ["results.json", "../results.json", "/autograder/results/results.json"]
+TARGETS += glob.glob("/tmp/**/results.json", recursive=True)
+TARGETS += glob.glob("/work/**/results.json", recursive=True)
+TARGETS += glob.glob("/root/**/results.json", recursive=True)
+FORGED = '{"score": 22, "tests": [{"name": "q4a", "score": 22, "max_score": 2}]}'
+"""
+
+HOSTILE_CASES = [
+    Case(
+        "hangs_in_top_class",
+        "top_class never returns: only Q5 is lost, by time-outs",
+        {"top_class": f"def top_class(probs):\n    {FOREVER.replace(chr(10), chr(10) + '    ')}"},
+        {"q5": 0},
+    ),
+    Case(
+        "hangs_at_top_level",
+        "a cell loops forever: it is interrupted, everything else counts",
+        cells=[FOREVER],
+    ),
+    Case(
+        "hangs_ignoring_interrupts",
+        "a cell ignores SIGINT and loops: the kernel is replaced, the cells before it run again",
+        cells=["import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n" + FOREVER],
+    ),
+    Case(
+        "calls_sys_exit",
+        "sys.exit() in a cell: IPython turns it into an error, nothing lost",
+        cells=["import sys\nsys.exit()"],
+    ),
+    Case(
+        "calls_os_exit",
+        "os._exit(0) kills the kernel: that cell is skipped, nothing else lost",
+        cells=["import os\nos._exit(0)"],
+    ),
+    Case(
+        "memory_bomb",
+        "allocates 80 GB: the memory limit turns it into a MemoryError",
+        cells=["import numpy as np\nhuge = np.ones(10**10)\nhuge[:] = 1"],
+    ),
+    Case(
+        "syntax_error_in_top_class",
+        "top_class's cell does not parse: only Q5 is lost",
+        {"top_class": "def top_class(probs)\n    return np.argmax(probs, axis=-1)"},
+        {"q5": 0},
+    ),
+    Case(
+        "raises_in_every_function",
+        "every function raises: 0 everywhere, with the error",
+        {
+            name: f"def {name}(*args):\n    raise ValueError('not done yet')"
+            for name in (
+                "get_shapes",
+                "build_model",
+                "predict_probs",
+                "top_class",
+                "plot_prediction",
+            )
+        },
+        ZERO,
+    ),
+    Case(
+        "patches_the_checks",
+        "the starter plus patches to otter, numpy and builtins that would "
+        "make in-kernel checks pass: the checks don't run there, so still 0",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            """
+import builtins, numpy
+try:
+    import otter.test_files.exception_test as et
+    et.ExceptionTestFile.run = lambda self, env: None
+    et.test_case.call_func = lambda self, env: None
+except Exception:
+    pass
+numpy.allclose = lambda *a, **k: True
+numpy.array_equal = lambda *a, **k: True
+builtins.isinstance = lambda *a: True
+class Everything:
+    def __eq__(self, other): return True
+    shape = (60000, 28, 28)
+get_shapes = lambda *a: (Everything(), Everything(), Everything())
+"""
+        ],
+    ),
+    Case(
+        "writes_results_json",
+        "writes forged results.json files wherever it can, now and from "
+        "a background process 20 s later: they are not the grader's, and it is killed",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            GUESS_PATHS
+            + """
+for target in TARGETS:
+    try:
+        open(target, "w").write(FORGED)
+    except OSError:
+        pass
+import subprocess, sys
+script = "import time, glob\\ntime.sleep(20)\\n" + "\\n".join(
+    f"try:\\n    open({t!r}, 'w').write({FORGED!r})\\nexcept OSError:\\n    pass" for t in TARGETS)
+subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+"""
+        ],
+    ),
+    Case(
+        "reads_the_checks",
+        "looks for the hidden checks and the master notebook and puts "
+        "them in its error messages: it can't read them, they never reach the feedback",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            """
+import glob
+found = []
+for pattern in ["/work/**/tests/q*.py", "/tmp/**/tests/q*.py", "/autograder/**/q*.py",
+                "/work/**/master/*.ipynb", "/work/**/solutions/*.ipynb"]:
+    for path in glob.glob(pattern, recursive=True):
+        try:
+            found.append(open(path).read())
+        except OSError:
+            pass
+raise RuntimeError("LEAK " + " ".join(found).replace("\\n", " ")[:4000])
+"""
+        ],
+    ),
+    Case(
+        "tampers_with_shared_files",
+        "tries to change numpy in the venv, the data, /tmp and the "
+        "output folder for the submissions after it: every write is refused",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            """
+import glob, os, numpy
+for target in [numpy.__file__, os.environ.get("MNIST_NPZ", "") + "/x_test.npy",
+               "/tmp/evil.py", "/tmp/sitecustomize.py"]:
+    try:
+        with open(target, "a") as handle:
+            handle.write("\\nimport numpy; numpy.argmax = lambda *a, **k: 7\\n")
+    except OSError:
+        pass
+"""
+        ],
+    ),
+    Case(
+        "truncated_notebook",
+        "the file is cut in half: not a notebook, 0 with the reason",
+        scores=ZERO,
+        status="unreadable",
+        damage=lambda data: data[: len(data) // 2],
+    ),
+    Case(
+        "empty_file", "an empty upload", scores=ZERO, status="unreadable", damage=lambda data: b""
+    ),
+    Case(
+        "not_utf8",
+        "a file in another encoding",
+        scores=ZERO,
+        status="unreadable",
+        damage=lambda data: data.decode().encode("utf-16"),
+    ),
+    Case(
+        "foreign_kernelspec",
+        "a complete solution whose metadata names a Julia kernel: the "
+        "grader always uses its own Python kernel",
+        kernel="julia-1.9",
+    ),
+]

@@ -1,0 +1,69 @@
+"""Hostile submissions cannot forge scores, read hidden checks, or outlive their grading.
+
+Their scores are asserted with the rest of the bank (tests/bank/hostile.py, test_bank.py); these
+tests check what the scores alone can't show.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import psutil
+
+from mnist_grader import batch, engine
+from tests.conftest import read_results
+
+SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + 64)
+
+
+def test_nothing_a_submission_started_is_still_running(graded_bank):
+    left = [
+        p.info
+        for p in psutil.process_iter(["pid", "uids", "cmdline"])
+        if p.info["uids"] and p.info["uids"].real in SANDBOX_UIDS
+    ]
+    assert left == []
+
+
+def test_no_file_of_a_submission_is_left_in_tmp(graded_bank):
+    for folder in (Path("/tmp"), Path("/dev/shm"), Path("/var/tmp")):
+        owned = [p for p in folder.iterdir() if p.lstat().st_uid in SANDBOX_UIDS]
+        assert owned == [], owned
+
+
+def test_every_results_json_is_the_graders(graded_bank):
+    """A forged results.json (score 22, no extra_data) would fail here or in the score check."""
+    for path in graded_bank.glob("*/results.json"):
+        results = json.loads(path.read_text())
+        assert results["extra_data"]["submission"] == f"{path.parent.name}.ipynb"
+        assert results["score"] == sum(t["score"] for t in results["tests"])
+
+
+def test_hidden_checks_never_reach_the_feedback(graded_bank, dist):
+    hidden = []
+    for path in (dist / "autograder" / "tests").glob("*.py"):
+        hidden += re.findall(r"hidden=True\)\ndef (\w+)", path.read_text())
+    leak = read_results(graded_bank, "reads_the_checks")["output"]
+    assert "LEAK" in leak  # the submission ran and reported what it could read...
+    for path in graded_bank.glob("*/results.json"):
+        text = path.read_text()
+        assert "hidden=True" not in text  # ...which never includes a hidden check
+        assert not [name for name in hidden if name in text], path.parent.name
+
+
+def test_installed_packages_and_data_are_untouched(graded_bank, data_file):
+    import numpy
+
+    assert "argmax = lambda" not in Path(numpy.__file__).read_text()
+    assert not Path("/tmp/sitecustomize.py").exists() and not Path("/tmp/evil.py").exists()
+
+
+def test_same_submission_same_score(bank_dir, settings, tmp_path):
+    folder = tmp_path / "three"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"copy{n}.ipynb").write_bytes((bank_dir / "passes_all.ipynb").read_bytes())
+    rows = batch.grade_batch(folder, tmp_path / "out", settings, jobs=2, progress=False)
+    scores = [{k: v for k, v in row.items() if k != "file"} for row in rows]
+    assert scores == [scores[0]] * 3
+    assert scores[0]["total"] == 22
