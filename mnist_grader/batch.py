@@ -155,7 +155,7 @@ def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress:
             bar.update()
     rows = [results.gradebook_row(graded[name], question_names) for name in names]
     results.write_gradebook(rows, question_names, out / "gradebook.csv")
-    if rows:
+    if len(rows) > 1:  # a distribution of one is no use, and matplotlib costs 0.6 s to load
         maxima = {t["name"]: t["max_score"] for t in next(iter(graded.values()))["tests"]}
         maxima["total"] = sum(maxima.values())
         results.plot_distribution(rows, question_names, maxima, out / "score_distribution.png")

@@ -157,7 +157,8 @@ def main() -> None:
                     [OTTER, "run", "-a", str(otter_archive), "-o", str(out), str(SOLUTION)], env
                 )
             )
-            otter_score = json.loads((out / "results.json").read_text()).get("score")
+            otter_results = json.loads((out / "results.json").read_text())
+            otter_score = sum(t.get("score", 0) for t in otter_results.get("tests", []))
             if otter_score != FULL_SCORE:
                 print(f"  (otter run gave the reference {otter_score})")
             print(
