@@ -146,12 +146,7 @@ def grade_submission(path: Path, settings: Settings) -> Report:
             log = session.log
     if sandbox.is_root():
         sandbox.sweep(uid)  # again, after the folder is gone: nothing may outlive grading
-    status = "graded"
-    if log.kernel_lost.startswith("grading stopped"):
-        status = "out of time"
-    elif log.kernel_lost:
-        status = "kernel died" if "stopped (" in log.kernel_lost else "out of time"
-    return Report(path.name, status, questions, log.problems(), time.monotonic() - started)
+    return Report(path.name, log.status, questions, log.problems(), time.monotonic() - started)
 
 
 def _environment(session, names: set[str]):

@@ -51,6 +51,10 @@ class CellReport:
 class SessionLog:
     cells: list = field(default_factory=list)
     kernel_lost: str = ""  # why the kernel stopped being usable, if it did
+    status: str = "graded"  # or "kernel died" / "out of time", when the kernel was lost
+
+    def lose(self, status: str, reason: str) -> None:
+        self.status, self.kernel_lost = status, self.kernel_lost or reason
 
     def problems(self) -> list[str]:
         lines = [
@@ -163,22 +167,21 @@ class KernelSession:
         if sandbox.is_root():
             sandbox.sweep(self.uid)
 
-    def _restart(self, replay: list[str]) -> bool:
-        """A fresh kernel that has run `replay` again: the cells before the one that broke it."""
+    def _restart(self, replay: list[str]) -> None:
+        """A fresh kernel that has run `replay` again: the cells before the one that broke it.
+        Left lost (so the rest is not run) when restarts are used up or time is short."""
         if self.restarts >= MAX_RESTARTS or self._remaining() < 30:
-            return False
+            return
         self.restarts += 1
         self._stop_kernel()
-        self.log.kernel_lost = ""
+        self.log.kernel_lost, self.log.status = "", "graded"
         try:
             self._start_kernel()
             for source in replay:
                 self._run(source, self.limits.cell_seconds)
         except (KernelGone, RuntimeError):
-            self.log.kernel_lost = self.log.kernel_lost or "the notebook's kernel could not restart"
+            self.log.lose("kernel died", "the notebook's kernel could not restart")
             self.restarts = MAX_RESTARTS
-            return False
-        return not self.log.kernel_lost
 
     # -- running code ---------------------------------------------------------------------------
     def _remaining(self) -> float:
@@ -190,7 +193,9 @@ class KernelSession:
             raise KernelGone(self.log.kernel_lost)
         budget = min(timeout, self._remaining())
         if budget <= 1:
-            self.log.kernel_lost = "grading stopped: the submission used up its total time limit"
+            self.log.lose(
+                "out of time", "grading stopped: the submission used its total time limit"
+            )
             raise KernelGone(self.log.kernel_lost)
         cell = nbformat.v4.new_code_cell(source)
         self.nb.cells.append(cell)
@@ -199,8 +204,9 @@ class KernelSession:
         try:
             self.client.execute_cell(cell, len(self.nb.cells) - 1)
         except DeadKernelError:
-            self.log.kernel_lost = (
-                "the notebook's kernel stopped (it crashed, exited, or ran out of memory)"
+            self.log.lose(
+                "kernel died",
+                "the notebook's kernel stopped (it crashed, exited, or ran out of memory)",
             )
             raise KernelGone(self.log.kernel_lost) from None
         errors = [o for o in cell.outputs if o.output_type == "error"]
@@ -225,9 +231,10 @@ class KernelSession:
                 return
         except DeadKernelError:
             pass
-        self.log.kernel_lost = (
+        self.log.lose(
+            "out of time",
             "the notebook stopped responding after a cell ran over its time "
-            "limit, so the checks after it could not run"
+            "limit, so the checks after it could not run",
         )
 
     def run_cells(self, sources: list[tuple[int, str]]) -> None:
@@ -235,34 +242,40 @@ class KernelSession:
         reported and skipped: a new kernel runs the cells before it again, and goes on."""
         ran: list[str] = []
         for index, source in sources:
+            if self.log.kernel_lost:  # given up on (restarts used up, or out of time)
+                self.log.cells.append(CellReport(index, "not run"))
+                continue
             try:
                 status, detail = self._run(source, self.limits.cell_seconds)
             except KernelGone:
-                status, detail = "not run", self.log.kernel_lost
-            if self.log.kernel_lost and status == "not run" and self.restarts >= MAX_RESTARTS:
-                self.log.cells.append(CellReport(index, status, ""))
-                continue
-            if self.log.kernel_lost and not self._out_of_time():
-                if status == "not run":
-                    status, detail = "kernel died", "it stopped the kernel (crash, exit or memory)"
+                status, detail = "kernel died", "it stopped the kernel (crash, exit or memory)"
+                if self._out_of_time():
+                    status, detail = "not run", self.log.kernel_lost
+            if not self.log.kernel_lost:
+                self.log.cells.append(CellReport(index, status, detail))
+                if status in ("ok", "error"):
+                    ran.append(source)
+            elif self._out_of_time():
+                self.log.cells.append(CellReport(index, status, detail))
+            else:
                 self.log.cells.append(CellReport(index, status, detail + "; it was skipped"))
-                if not self._restart(ran):
-                    self.log.kernel_lost = self.log.kernel_lost or "the kernel could not restart"
-                continue
-            self.log.cells.append(CellReport(index, status, detail))
-            if status in ("ok", "error"):
-                ran.append(source)
+                self._restart(ran)
 
     def _out_of_time(self) -> bool:
-        return self.log.kernel_lost.startswith("grading stopped")
+        return self.log.status == "out of time" and self._remaining() <= 1
 
     def load_probe(self) -> None:
         source = (
             PROBE_SOURCE + f"\n__grader_probe__ = _GraderProbe({str(self.workdir)!r}, globals())"
         )
-        status, detail = self._run(source, self.limits.check_seconds)
+        try:
+            status, detail = self._run(source, self.limits.check_seconds)
+        except KernelGone:  # already lost: the log says why, and every check will repeat it
+            return
         if status != "ok":
-            self.log.kernel_lost = f"the grader could not reach the notebook's functions ({detail})"
+            self.log.lose(
+                "kernel died", f"the grader could not reach the notebook's functions ({detail})"
+            )
 
     # -- calls from the checks ------------------------------------------------------------------
     def _next_id(self) -> int:

@@ -47,6 +47,14 @@ HOSTILE_CASES = [
         cells=["import os\nos._exit(0)"],
     ),
     Case(
+        "exits_in_three_cells",
+        "os._exit in three cells: after two restarts the grader gives the kernel up; every "
+        "check says why",
+        scores=ZERO,
+        status="kernel died",
+        cells=["import os\nos._exit(0)"] * 3,
+    ),
+    Case(
         "memory_bomb",
         "allocates 80 GB: the memory limit turns it into a MemoryError",
         cells=["import numpy as np\nhuge = np.ones(10**10)\nhuge[:] = 1"],
