@@ -10,11 +10,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MNIST_NPZ ?= $(abspath $(firstword $(wildcard ../shared/datasets/mnist.npz)))
 
-SUBMISSIONS ?= build/bank
+# DATASET=fashion_mnist: the same exercise on Fashion-MNIST, built under build/fashion_mnist/.
+DATASET ?= mnist
+ifeq ($(DATASET),mnist)
+CHECKS := autograder/dist/autograder/tests
+BANK := build/bank
+else
+CHECKS := build/$(DATASET)/dist/autograder/tests
+BANK := build/$(DATASET)/bank
+endif
+SUBMISSIONS ?= $(BANK)
 OUT ?= grades
 JOBS ?= 2
-CHECKS := autograder/dist/autograder/tests
-MASTER := autograder/master/mnist_first_steps.ipynb autograder/master/mnist_exercise.py
+MASTER := autograder/master/mnist_first_steps.ipynb autograder/master/mnist_exercise.py \
+	solutions/rubric.md mnist_grader/variants.py
 
 .PHONY: help setup assignment checks autograder bank grade test lint bench clean
 
@@ -29,23 +38,23 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-assignment: $(STAMP)  ## rebuild assignment/ and solutions/ from autograder/master/
-	$(PY) -m mnist_grader assign
+assignment: $(STAMP)  ## rebuild assignment/ and solutions/ from autograder/master/ [DATASET=]
+	$(PY) -m mnist_grader assign --dataset $(DATASET)
 
 $(CHECKS): $(MASTER) $(STAMP)
-	$(PY) -m mnist_grader assign
+	$(PY) -m mnist_grader assign --dataset $(DATASET)
 
 checks: $(CHECKS)  ## build the checks (public + hidden) if the master changed
 
-autograder: $(CHECKS)  ## build autograder/autograder.zip for Gradescope
-	$(PY) -m mnist_grader autograder
+autograder: $(CHECKS)  ## build autograder/autograder.zip for Gradescope [DATASET=]
+	$(PY) -m mnist_grader autograder --dataset $(DATASET)
 
-bank: $(CHECKS)  ## write the submission bank's notebooks into build/bank/
-	$(PY) -m tests.bank build/bank
+bank: $(CHECKS)  ## write the submission bank's notebooks into build/bank/ [DATASET=]
+	$(PY) -m tests.bank $(BANK) --dataset $(DATASET)
 
-grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb or a folder; default: the bank) into OUT
-	@if [ "$(SUBMISSIONS)" = "build/bank" ]; then $(PY) -m tests.bank build/bank; fi
-	$(PY) -m mnist_grader grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS)
+grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb or a folder; default: the bank) into OUT [DATASET=]
+	@if [ "$(SUBMISSIONS)" = "$(BANK)" ]; then $(PY) -m tests.bank $(BANK) --dataset $(DATASET); fi
+	$(PY) -m mnist_grader grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --dataset $(DATASET)
 
 test: $(STAMP)  ## run the test suite (grades the whole bank through the real grader)
 	$(PY) -m pytest -q

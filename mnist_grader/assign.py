@@ -5,6 +5,10 @@ autograder/dist/student (the notebook students get, public checks) and autograde
 (the solution, public and hidden checks). assignment/ is a copy of dist/student; solutions/ gets
 the solution notebook beside the hand-written rubric.md. Cell ids are renumbered because otter
 gives its own cells random ids, which would make every build differ from the committed one.
+
+Another dataset (mnist_grader.variants) is built the same way from an edited copy of the master,
+into build/<dataset>/ (dist/, assignment/, solutions/ with its rubric), leaving the MNIST files
+alone.
 """
 
 from __future__ import annotations
@@ -12,21 +16,22 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 
-from . import ASSIGNMENT_DIR, DIST_DIR, MASTER_DIR, MASTER_NOTEBOOK, SOLUTIONS_DIR
+from . import DIST_DIR, MASTER_DIR, MASTER_NOTEBOOK, variants
 
 NOTEBOOK_NAME = MASTER_NOTEBOOK.name
 
 
-def run_otter_assign(dist: Path = DIST_DIR) -> Path:
+def run_otter_assign(dist: Path = DIST_DIR, master_dir: Path = MASTER_DIR) -> Path:
     shutil.rmtree(dist, ignore_errors=True)
     otter = Path(sys.executable).with_name("otter")
     subprocess.run(
-        [str(otter), "assign", MASTER_NOTEBOOK.name, str(dist.resolve())],
-        cwd=MASTER_DIR,
+        [str(otter), "assign", NOTEBOOK_NAME, str(dist.resolve())],
+        cwd=master_dir,
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -43,7 +48,7 @@ def renumber_cell_ids(path: Path) -> None:
 
 
 def generated_files(dist: Path) -> dict[str, Path]:
-    """Repository path -> built file, for everything assign writes into the repository."""
+    """Path under the variant's root -> built file, for everything assign writes there."""
     files = {
         f"assignment/{p.relative_to(dist / 'student')}": p
         for p in sorted((dist / "student").rglob("*"))
@@ -53,11 +58,24 @@ def generated_files(dist: Path) -> dict[str, Path]:
     return files
 
 
-def build(dist: Path = DIST_DIR) -> None:
-    run_otter_assign(dist)
-    shutil.rmtree(ASSIGNMENT_DIR, ignore_errors=True)
-    SOLUTIONS_DIR.mkdir(exist_ok=True)
-    for repo_path, built in generated_files(dist).items():
-        target = ASSIGNMENT_DIR.parent / repo_path
+def build_variant_dist(variant: variants.Variant, dist: Path) -> Path:
+    """otter assign on the variant's master (MNIST: the master itself) into `dist`."""
+    with tempfile.TemporaryDirectory(prefix="mnist-master-") as tmp:
+        master = variant.master(Path(tmp) / "master")
+        run_otter_assign(dist, master)
+        if not variant.is_default:
+            shutil.copyfile(variant.rubric(master), dist / "rubric.md")
+    return dist
+
+
+def build(variant: variants.Variant = variants.VARIANTS[variants.DEFAULT]) -> None:
+    dist = build_variant_dist(variant, variant.dist)
+    shutil.rmtree(variant.assignment_dir, ignore_errors=True)
+    variant.solutions_dir.mkdir(parents=True, exist_ok=True)
+    files = generated_files(dist)
+    if not variant.is_default:  # MNIST's rubric is the hand-written one already in solutions/
+        files["solutions/rubric.md"] = dist / "rubric.md"
+    for repo_path, built in files.items():
+        target = variant.root / repo_path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, target)

@@ -114,37 +114,31 @@ def grade_batch(
 ) -> list[dict]:
     """Grade every submission in `target` into `out`; returns the gradebook rows, in file order."""
     with tempfile.TemporaryDirectory(prefix="mnist-data-") as cache:
-        settings = replace(
-            settings, data_file=make_data_cache(settings.data_file, Path(cache) / "mnist")
-        )
+        data = make_data_cache(settings.data_file, Path(cache) / "data", settings.checks_dir)
+        settings = replace(settings, data_file=data)
         return _grade_all(target, out, settings, jobs, progress)
 
 
-def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress: bool):
+def _grade_each(paths, names, out: Path, settings: Settings, slots: list, progress: bool):
+    """Grade each path into out/<name>/results.json, len(slots) at a time; name -> results."""
     from tqdm import tqdm
 
-    paths = find_submissions(target)
-    names = output_names(paths)
-    out.mkdir(parents=True, exist_ok=True)
-    private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
-    sandbox.protect(private)
-    question_names = checks.question_names(settings.checks_dir / "tests")
-    slots: Queue = Queue()
-    for slot in range(jobs):
-        slots.put(slot)
+    free: Queue = Queue()
+    for slot in slots:
+        free.put(slot)
 
     def grade(path: Path, name: str) -> dict:
-        slot = slots.get()
+        slot = free.get()
         try:
-            data = _grade_in_child(path, out / name, settings, slot, jobs)
+            data = _grade_in_child(path, out / name, settings, slot, len(slots))
         finally:
-            slots.put(slot)
+            free.put(slot)
         results.write_json(data, out / name / "results.json")
         return data
 
     graded: dict[str, dict] = {}
     with (
-        ThreadPoolExecutor(max_workers=jobs) as pool,
+        ThreadPoolExecutor(max_workers=len(slots)) as pool,
         tqdm(total=len(paths), desc="grading", unit="notebook", disable=not progress) as bar,
     ):
         futures = {
@@ -153,6 +147,17 @@ def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress:
         for future in as_completed(futures):
             graded[futures[future]] = future.result()
             bar.update()
+    return graded
+
+
+def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress: bool):
+    paths = find_submissions(target)
+    names = output_names(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
+    sandbox.protect(private)
+    question_names = checks.question_names(settings.checks_dir / "tests")
+    graded = _grade_each(paths, names, out, settings, list(range(jobs)), progress)
     rows = [results.gradebook_row(graded[name], question_names) for name in names]
     results.write_gradebook(rows, question_names, out / "gradebook.csv")
     if len(rows) > 1:  # a distribution of one is no use, and matplotlib costs 0.6 s to load

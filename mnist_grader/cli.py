@@ -3,6 +3,7 @@
 grade SUBMISSIONS --out DIR   grade a notebook or a folder of them (results.json + gradebook)
 assign                        rebuild assignment/ and solutions/ from the master notebook
 autograder                    build autograder/autograder.zip for Gradescope
+(each takes --dataset fashion_mnist for the Fashion-MNIST variant, built under build/)
 gradescope --root DIR         what the zip's run_autograder calls (grade one upload)
 grade-one FILE --out DIR      grade one file in this process (what `grade` runs per file)
 """
@@ -14,37 +15,47 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from . import CHECKS_DIR, ZIP_PATH
+from . import variants
 
 COMMANDS = ("grade", "assign", "autograder", "gradescope", "grade-one")
 
 
-def _default_data() -> Path | None:
-    sys.path.insert(0, str(CHECKS_DIR))
+def _default_data(checks_dir: Path) -> Path:
+    """The data the checks build's module finds: its environment variable, then known places."""
+    from .engine import exercise_module
+
+    if not (checks_dir / "mnist_exercise.py").is_file():
+        sys.exit(f"No checks in {checks_dir}: run `make assignment` first.")
+    exercise = exercise_module(checks_dir)
     try:
-        from mnist_exercise import find_data_file
-    except ImportError:
-        return None
-    finally:
-        sys.path.remove(str(CHECKS_DIR))
-    return find_data_file()
+        found = exercise.find_data_file()
+    except FileNotFoundError as problem:
+        sys.exit(str(problem))
+    if found is None:
+        places = ", ".join(map(str, exercise.KNOWN_DATA_PATHS))
+        sys.exit(
+            f"No {exercise.INFO.title} data found: pass --data-file or set "
+            f"${exercise.DATA_ENV_VAR} (looked in {places})."
+        )
+    return found
 
 
 def _add_settings(parser: argparse.ArgumentParser, with_paths: bool = True) -> None:
     from .engine import Settings
 
     if with_paths:
+        _add_dataset(parser)
         parser.add_argument(
             "--checks-dir",
             type=Path,
-            default=CHECKS_DIR,
-            help="otter's autograder build: tests/ and mnist_exercise.py",
+            default=None,
+            help="otter's autograder build: tests/ and mnist_exercise.py (default: the dataset's)",
         )
         parser.add_argument(
             "--data-file",
             type=Path,
             default=None,
-            help="mnist.npz (default: $MNIST_NPZ, then the known places)",
+            help="the data (default: $MNIST_NPZ or $FASHION_MNIST_DATA, then the known places)",
         )
     for field in fields(Settings):
         if field.type in ("int",) and field.name != "slot":
@@ -56,15 +67,22 @@ def _add_settings(parser: argparse.ArgumentParser, with_paths: bool = True) -> N
             )
 
 
+def _add_dataset(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset",
+        choices=sorted(variants.VARIANTS),
+        default=variants.DEFAULT,
+        help="which variant of the exercise (default: mnist)",
+    )
+
+
 def _settings(args, checks_dir: Path | None = None, data_file: Path | None = None):
     from .engine import Settings
 
-    checks_dir = checks_dir or args.checks_dir
-    data_file = data_file or args.data_file or _default_data()
-    if data_file is None:
-        sys.exit("No mnist.npz found: pass --data-file or set $MNIST_NPZ.")
+    checks_dir = checks_dir or args.checks_dir or variants.get(args.dataset).checks_dir
     if not (checks_dir / "tests").is_dir():
         sys.exit(f"No checks in {checks_dir}: run `make assignment` first.")
+    data_file = data_file or args.data_file or _default_data(checks_dir)
     values = {
         f.name: getattr(args, f.name)
         for f in fields(Settings)
@@ -87,11 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     _add_settings(grade)
 
-    commands.add_parser("assign", help="rebuild assignment/ and solutions/ from the master")
+    assign = commands.add_parser("assign", help="rebuild assignment/ and solutions/")
+    _add_dataset(assign)
 
     autograder = commands.add_parser("autograder", help="build the Gradescope zip")
+    _add_dataset(autograder)
     autograder.add_argument("--data-file", type=Path, default=None)
-    autograder.add_argument("--target", type=Path, default=ZIP_PATH)
+    autograder.add_argument("--target", type=Path, default=None, help="default: the dataset's")
 
     gradescope = commands.add_parser("gradescope", help="grade a Gradescope upload")
     gradescope.add_argument("--root", type=Path, default=Path("/autograder"))
@@ -117,15 +137,16 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "assign":
         from . import assign
 
-        assign.build()
-        print("rebuilt assignment/ and solutions/ from autograder/master/")
+        variant = variants.get(args.dataset)
+        assign.build(variant)
+        print(f"rebuilt {variant.assignment_dir} and {variant.solutions_dir} ({variant.name})")
     elif args.command == "autograder":
         from . import package
 
-        data_file = args.data_file or _default_data()
-        if data_file is None:
-            sys.exit("No mnist.npz found: pass --data-file or set $MNIST_NPZ.")
-        print(f"built {package.build_zip(data_file, target=args.target)}")
+        variant = variants.get(args.dataset)
+        data_file = args.data_file or _default_data(variant.checks_dir)
+        target = args.target or variant.zip_path
+        print(f"built {package.build_zip(data_file, variant.checks_dir, target)}")
     elif args.command == "gradescope":
         from . import package
 

@@ -2,11 +2,11 @@
 
 Layout (Gradescope unpacks it into /autograder/source):
     setup.sh, run_autograder          autograder/gradescope/ (apt + venv + pip; one grading call)
-    requirements.txt                  the project's pins
+    requirements.txt                  the project's pins for grading (not its development tools)
     mnist_grader/                     this package: the same grading path as `make grade`
     checks/tests/q*.py                otter's test files, public and hidden
     checks/mnist_exercise.py          the exercise's support module
-    data/mnist/*.npy                  the data, uncompressed once here (so grading never downloads,
+    data/<dataset>/*.npy              the data, uncompressed once here (so grading never downloads,
                                       nor decompresses it for every submission)
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import CHECKS_DIR, PROJECT_ROOT, ZIP_PATH
 from .assign import NOTEBOOK_NAME
+from .engine import exercise_module
 
 GRADESCOPE_DIR = PROJECT_ROOT / "autograder" / "gradescope"
 FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # same inputs, same zip bytes
@@ -26,7 +27,6 @@ FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # same inputs, same zip bytes
 
 def _entries(data_file: Path, checks_dir: Path) -> list[tuple[str, Path]]:
     entries = [(name, GRADESCOPE_DIR / name) for name in ("setup.sh", "run_autograder")]
-    entries.append(("requirements.txt", PROJECT_ROOT / "requirements.txt"))
     package = PROJECT_ROOT / "mnist_grader"
     entries += [(f"mnist_grader/{p.name}", p) for p in sorted(package.glob("*.py"))]
     entries += [(f"checks/tests/{p.name}", p) for p in sorted((checks_dir / "tests").glob("*.py"))]
@@ -34,24 +34,34 @@ def _entries(data_file: Path, checks_dir: Path) -> list[tuple[str, Path]]:
     return entries
 
 
-def _data_entries(data_file: Path) -> list[tuple[str, bytes]]:
+def _data_entries(data_file: Path, checks_dir: Path) -> list[tuple[str, bytes]]:
     import io
 
     import numpy as np
 
+    exercise = exercise_module(checks_dir)
     entries = []
-    with np.load(data_file, allow_pickle=False) as data:
-        for name in ("x_train", "y_train", "x_test", "y_test"):
-            buffer = io.BytesIO()
-            np.save(buffer, data[name])
-            entries.append((f"data/mnist/{name}.npy", buffer.getvalue()))
+    for name, array in exercise.read_arrays(data_file).items():
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        entries.append((f"data/{exercise.DATASET}/{name}.npy", buffer.getvalue()))
     return entries
+
+
+DEVELOPMENT_LINE = "# --- development only"
+
+
+def grading_requirements() -> str:
+    """requirements.txt up to its development line: what grading needs, for the zip's setup.sh."""
+    text = (PROJECT_ROOT / "requirements.txt").read_text()
+    return text[: text.index(DEVELOPMENT_LINE)]
 
 
 def build_zip(data_file: Path, checks_dir: Path = CHECKS_DIR, target: Path = ZIP_PATH) -> Path:
     files = [(name, source.read_bytes()) for name, source in _entries(data_file, checks_dir)]
+    files.append(("requirements.txt", grading_requirements().encode()))
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files + _data_entries(data_file):
+        for name, content in files + _data_entries(data_file, checks_dir):
             info = zipfile.ZipInfo(name, FIXED_TIME)
             executable = name in ("setup.sh", "run_autograder")
             info.external_attr = (0o755 if executable else 0o644) << 16
@@ -76,7 +86,8 @@ def grade_gradescope(root: Path, settings_for) -> Path:
     from . import batch, results
 
     source = root / "source"
-    settings = settings_for(source / "checks", source / "data" / "mnist")
+    dataset = exercise_module(source / "checks").DATASET
+    settings = settings_for(source / "checks", source / "data" / dataset)
     target = root / "results" / "results.json"
     submission = find_gradescope_submission(root / "submission")
     with tempfile.TemporaryDirectory(prefix="mnist-gradescope-") as tmp:

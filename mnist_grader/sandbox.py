@@ -52,6 +52,7 @@ def kernel_environment(workdir: Path) -> dict[str, str]:
         "LANG",
         "LC_ALL",
         "MNIST_NPZ",
+        "FASHION_MNIST_DATA",
         "MNIST_EPOCHS",
         "MNIST_TRAIN_IMAGES",
         "TZ",

@@ -20,6 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "datasets" / "mnist.npz"
 
 
+def require(available: bool, what: str) -> None:
+    """Skip a test whose system dependency is missing here; in CI (CI set), fail it instead, so
+    that a missing install step can't pass as a skip."""
+    if available:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI installs it: see .ci/run)")
+    pytest.skip(what)
+
+
 @pytest.fixture(scope="session")
 def data_file() -> Path:
     named = os.environ.get("MNIST_NPZ")

@@ -13,7 +13,7 @@ import mnist_exercise  # noqa: E402
 
 def test_environment_variable_comes_first(data_file, monkeypatch):
     monkeypatch.setenv("MNIST_NPZ", str(data_file))
-    (x_train, y_train), (x_test, y_test) = mnist_exercise.load_mnist()
+    (x_train, y_train), (x_test, y_test) = mnist_exercise.load_dataset()
     assert x_train.shape == (60000, 28, 28) and x_train.dtype == np.uint8
     assert y_train.shape == (60000,) and x_test.shape == (10000, 28, 28)
     assert y_test[0] == 7
@@ -22,7 +22,7 @@ def test_environment_variable_comes_first(data_file, monkeypatch):
 def test_environment_variable_naming_a_missing_file(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_NPZ", str(tmp_path / "nope.npz"))
     with pytest.raises(FileNotFoundError, match="MNIST_NPZ"):
-        mnist_exercise.load_mnist()
+        mnist_exercise.load_dataset()
 
 
 def test_known_paths_are_searched(data_file, monkeypatch, tmp_path):
@@ -43,7 +43,7 @@ def test_no_file_and_no_download_gives_a_clear_message(monkeypatch, tmp_path):
 
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
     with pytest.raises(FileNotFoundError, match="Could not find MNIST") as error:
-        mnist_exercise.load_mnist()
+        mnist_exercise.load_dataset()
     assert "no internet" in str(error.value) and str(tmp_path) in str(error.value)
 
 

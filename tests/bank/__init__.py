@@ -3,7 +3,8 @@
 Each case starts from the student notebook in assignment/ with every function filled in from the
 reference solution, then replaces what the case is about. `build(folder)` writes one notebook per
 case (`<name>.ipynb`); tests/test_bank.py grades them all in one batch through the real grader
-and compares every question's score with `expected_scores(case)`.
+and compares every question's score with `expected_scores(case)`. `build(folder, "fashion_mnist")`
+writes the Fashion-MNIST variant's own bank (tests/bank/fashion_mnist.py) from its build.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[2]
-STUDENT_NOTEBOOK = ROOT / "assignment" / "mnist_first_steps.ipynb"
-SOLUTION_NOTEBOOK = ROOT / "solutions" / "mnist_first_steps.ipynb"
+from mnist_grader import variants
+from mnist_grader.assign import NOTEBOOK_NAME
+
 FULL_MARKS = {"q4a": 2, "q4b": 2, "q4c": 2, "q4d": 7, "q5": 4, "q6": 5}
 STATUS_GRADED = "graded"
 
@@ -201,9 +202,11 @@ def plot_prediction(image, probs):
 ]
 
 
-from .hostile import HOSTILE_CASES  # noqa: E402 - it builds on Case and FULL_MARKS above
+from .fashion_mnist import FASHION_CASES  # noqa: E402 - they build on Case and CASES above
+from .hostile import HOSTILE_CASES  # noqa: E402
 
 ALL_CASES = CASES + HOSTILE_CASES
+BANKS = {"mnist": ALL_CASES, "fashion_mnist": FASHION_CASES}
 
 
 def expected_scores(case: Case) -> dict:
@@ -220,8 +223,8 @@ def _functions(source: str) -> dict[str, str]:
     }
 
 
-def solution_functions() -> dict[str, str]:
-    nb = nbformat.read(SOLUTION_NOTEBOOK, as_version=4)
+def solution_functions(dataset: str = variants.DEFAULT) -> dict[str, str]:
+    nb = nbformat.read(variants.get(dataset).solutions_dir / NOTEBOOK_NAME, as_version=4)
     found = {}
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -229,8 +232,8 @@ def solution_functions() -> dict[str, str]:
     return found
 
 
-def make_notebook(case: Case, solutions: dict[str, str]) -> str:
-    nb = nbformat.read(STUDENT_NOTEBOOK, as_version=4)
+def make_notebook(case: Case, solutions: dict[str, str], student_notebook: Path) -> str:
+    nb = nbformat.read(student_notebook, as_version=4)
     for cell in nb.cells:
         if cell.cell_type != "code" or "otter_answer_cell" not in cell.metadata.get("tags", []):
             continue
@@ -240,7 +243,7 @@ def make_notebook(case: Case, solutions: dict[str, str]) -> str:
         cell.source = "\n\n\n".join(
             case.functions.get(name, solutions[name]).strip() for name in names
         )
-    setup = next(i for i, c in enumerate(nb.cells) if "load_mnist()" in c.source)
+    setup = next(i for i, c in enumerate(nb.cells) if "load_dataset()" in c.source)
     for offset, source in enumerate(case.cells, start=1):
         nb.cells.insert(setup + offset, nbformat.v4.new_code_cell(source.strip()))
     if case.kernel:
@@ -252,20 +255,23 @@ def make_notebook(case: Case, solutions: dict[str, str]) -> str:
     return nbformat.writes(nb)
 
 
-def build(folder: Path) -> list[Path]:
+def build(folder: Path, dataset: str = variants.DEFAULT) -> list[Path]:
+    """Write the dataset's bank into `folder` (a variant's from its build: make assignment)."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*"):
         old.unlink()
-    solutions = solution_functions()
+    cases = BANKS[dataset]
+    solutions = solution_functions(dataset)
+    student_notebook = variants.get(dataset).assignment_dir / NOTEBOOK_NAME
     paths = []
-    for case in ALL_CASES:
+    for case in cases:
         path = folder / f"{case.name}.ipynb"
-        content = make_notebook(case, solutions).encode()
+        content = make_notebook(case, solutions, student_notebook).encode()
         path.write_bytes(case.damage(content) if case.damage else content)
         paths.append(path)
     (folder / "expected.json").write_text(
         json.dumps(
-            {c.name: {"scores": expected_scores(c), "status": c.status} for c in ALL_CASES},
+            {c.name: {"scores": expected_scores(c), "status": c.status} for c in cases},
             indent=1,
         )
     )

@@ -1,9 +1,13 @@
-"""python -m tests.bank FOLDER: write the bank's notebooks (and expected.json) into FOLDER."""
+"""python -m tests.bank FOLDER [--dataset D]: write the bank's notebooks (and expected.json)."""
 
-import sys
+import argparse
 from pathlib import Path
 
-from . import build
+from . import BANKS, build
 
-paths = build(Path(sys.argv[1] if len(sys.argv) > 1 else "build/bank"))
-print(f"wrote {len(paths)} submissions to {paths[0].parent}")
+parser = argparse.ArgumentParser(prog="python -m tests.bank", description=__doc__)
+parser.add_argument("folder", type=Path, nargs="?", default=Path("build/bank"))
+parser.add_argument("--dataset", choices=sorted(BANKS), default="mnist")
+args = parser.parse_args()
+paths = build(args.folder, args.dataset)
+print(f"wrote {len(paths)} submissions to {args.folder}")
