@@ -157,7 +157,8 @@ def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress:
     private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
     sandbox.protect(private)
     question_names = checks.question_names(settings.checks_dir / "tests")
-    graded = _grade_each(paths, names, out, settings, list(range(jobs)), progress)
+    with sandbox.lease_slots(jobs) as leased:
+        graded = _grade_each(paths, names, out, settings, leased, progress)
     rows = [results.gradebook_row(graded[name], question_names) for name in names]
     results.write_gradebook(rows, question_names, out / "gradebook.csv")
     if len(rows) > 1:  # a distribution of one is no use, and matplotlib costs 0.6 s to load

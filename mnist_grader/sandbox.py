@@ -10,12 +10,16 @@ kernelspec the grader writes for each submission. Started as root, it
 When not root (a developer's laptop), it only applies the limits: nothing else is possible.
 
 `sweep(uid)` kills every process of a sandbox uid and removes its files from the shared temporary
-folders, so that nothing a submission started or left can act on the next one.
+folders, so that nothing a submission started or left can act on the next one. `lease_slots(n)`
+hands a grading run slots (and so uids) that no other grading run on this machine holds, so
+that two batches at once never sweep each other's kernels.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import resource
 import shutil
@@ -24,6 +28,8 @@ from pathlib import Path
 
 NOGROUP = 65534
 SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+LEASE_DIR = Path("/run/mnist-grader")  # root's: a sandboxed kernel cannot take or hold a lease
+MAX_SLOTS = 64
 
 
 def is_root() -> bool:
@@ -113,6 +119,38 @@ def launch(argv: list[str] | None = None) -> None:
         [python, "-m", "ipykernel_launcher", "-f", str(connection)],
         kernel_environment(workdir),
     )
+
+
+@contextlib.contextmanager
+def lease_slots(count: int):
+    """Yield `count` slot numbers that no other grading run on this machine holds until exit.
+
+    A slot picks the sandbox uid, and finishing a submission kills everything of that uid: two
+    runs sharing a uid would kill each other's kernels. A lease is an flock on a file of root's,
+    so it ends with the process that held it, however that process ends.
+    """
+    if not is_root():  # no uid of its own without root, and no sweep either
+        yield list(range(count))
+        return
+    LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    held = []
+    try:
+        for slot in range(MAX_SLOTS):
+            if len(held) == count:
+                break
+            handle = open(LEASE_DIR / f"slot-{slot}.lock", "w")  # noqa: SIM115 - held until exit
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            held.append((slot, handle))
+        if len(held) < count:
+            raise RuntimeError(f"all {MAX_SLOTS} grading slots on this machine are in use")
+        yield [slot for slot, _ in held]
+    finally:
+        for _, handle in held:
+            handle.close()
 
 
 def protect(paths) -> None:
