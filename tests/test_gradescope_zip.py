@@ -50,7 +50,8 @@ def test_setup_installs_with_apt_and_pip_only(built_zip):
     assert "apt-get install" in setup and "pip install" in setup
     for download in ("curl", "wget", "Miniforge", "mamba", "conda", "chromium", "playwright"):
         assert download not in setup
-    assert "tensorflow-cpu==2.21.0" in requirements
+    assert "tensorflow-cpu==2.21.0" in requirements and "otter-grader==7.0.0" in requirements
+    assert "pytest" not in requirements and "jupyterlab" not in requirements  # development only
     assert 'python_version < "3.11"' in requirements  # Gradescope's Ubuntu 22.04 has 3.10
 
 
@@ -113,10 +114,8 @@ def test_pins_resolve_for_the_gradescope_python(tmp_path):
     --dry-run against the package index) with the markers evaluated for 3.10."""
     from packaging.requirements import Requirement
 
-    from mnist_grader import PROJECT_ROOT
-
     pins = []
-    for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
+    for line in package.grading_requirements().splitlines():
         line = line.split("#")[0].strip()
         if line:
             requirement = Requirement(line)
