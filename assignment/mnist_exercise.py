@@ -238,7 +238,8 @@ def expect(ok, message: str, expected="", got="") -> None:
 
 
 def _short(value, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    """One line (a value from student code must not pose as lines of the report), shortened."""
+    text = " ".join((value if isinstance(value, str) else repr(value)).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

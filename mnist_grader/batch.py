@@ -9,6 +9,7 @@ parent writes one saying so, with a score of 0.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,7 +59,9 @@ def settings_arguments(settings: Settings) -> list[str]:
     return args
 
 
-def _grade_in_child(path: Path, out: Path, settings: Settings, slot: int, jobs: int) -> dict:
+def _grade_in_child(
+    path: Path, out: Path, settings: Settings, slot: int, jobs: int, test_files: list
+) -> dict:
     command = [
         sys.executable,
         "-m",
@@ -95,12 +98,11 @@ def _grade_in_child(path: Path, out: Path, settings: Settings, slot: int, jobs: 
         return results.read_results(results_file)
     except (OSError, ValueError, KeyError):
         return _failure_results(
-            path, settings, problem + (f" ({detail[0][:200]})" if detail else "")
+            path, test_files, problem + (f" ({detail[0][:200]})" if detail else "")
         )
 
 
-def _failure_results(path: Path, settings: Settings, problem: str) -> dict:
-    test_files = checks.load_test_files(settings.checks_dir / "tests")
+def _failure_results(path: Path, test_files: list, problem: str) -> dict:
     reason = (
         f"Your submission could not be graded: {problem}. "
         "Please tell your instructor; this is the grader's fault, not yours."
@@ -113,13 +115,33 @@ def grade_batch(
     target: Path, out: Path, settings: Settings, jobs: int = 1, progress: bool = True
 ) -> list[dict]:
     """Grade every submission in `target` into `out`; returns the gradebook rows, in file order."""
-    with tempfile.TemporaryDirectory(prefix="mnist-data-") as cache:
+    with tempfile.TemporaryDirectory(prefix="mnist-data-", dir=sandbox.work_root()) as cache:
         data = make_data_cache(settings.data_file, Path(cache) / "data", settings.checks_dir)
         settings = replace(settings, data_file=data)
         return _grade_all(target, out, settings, jobs, progress)
 
 
-def _grade_each(paths, names, out: Path, settings: Settings, slots: list, progress: bool):
+def _stage(paths: list[Path], staging: Path) -> list[Path]:
+    """Copies of the submissions in a folder of root's, under their own names, to grade from.
+
+    The grading child's command line (which any process can read in /proc) then names a file no
+    sandboxed kernel can open, rather than the instructor's folder of everyone's notebooks. A
+    link is copied as a link: grading it says it is one.
+    """
+    staged = []
+    for number, path in enumerate(paths):
+        folder = staging / str(number)
+        folder.mkdir()
+        try:
+            copy = Path(shutil.copy2(path, folder / path.name, follow_symlinks=False))
+        except OSError:  # a folder or a device under a notebook's name: grading says so
+            copy = folder / path.name
+            copy.symlink_to(path)
+        staged.append(copy)
+    return staged
+
+
+def _grade_each(paths, names, out, settings: Settings, slots, test_files, progress: bool):
     """Grade each path into out/<name>/results.json, len(slots) at a time; name -> results."""
     from tqdm import tqdm
 
@@ -130,7 +152,9 @@ def _grade_each(paths, names, out: Path, settings: Settings, slots: list, progre
     def grade(path: Path, name: str) -> dict:
         slot = free.get()
         try:
-            data = _grade_in_child(path, out / name, settings, slot, len(slots))
+            data = _grade_in_child(path, out / name, settings, slot, len(slots), test_files)
+        except Exception as error:  # one submission's failure is one row, never a lost batch
+            data = _failure_results(path, test_files, f"the grader failed ({type(error).__name__})")
         finally:
             free.put(slot)
         results.write_json(data, out / name / "results.json")
@@ -156,9 +180,15 @@ def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress:
     out.mkdir(parents=True, exist_ok=True)
     private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
     sandbox.protect(private)
-    question_names = checks.question_names(settings.checks_dir / "tests")
-    with sandbox.lease_slots(jobs) as leased:
-        graded = _grade_each(paths, names, out, settings, leased, progress)
+    test_files = checks.load_test_files(settings.checks_dir / "tests")  # before any kernel runs
+    question_names = [test_file.name for test_file in test_files]
+    with (
+        sandbox.lease_slots(jobs) as leased,
+        sandbox.hidden(target if target.is_dir() else None),
+        tempfile.TemporaryDirectory(prefix="mnist-staged-", dir=sandbox.work_root()) as staging,
+    ):
+        staged = _stage(paths, Path(staging))
+        graded = _grade_each(staged, names, out, settings, leased, test_files, progress)
     rows = [results.gradebook_row(graded[name], question_names) for name in names]
     results.write_gradebook(rows, question_names, out / "gradebook.csv")
     if len(rows) > 1:  # a distribution of one is no use, and matplotlib costs 0.6 s to load

@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import checks, sandbox
@@ -117,13 +117,11 @@ def make_data_cache(data_file: Path, folder: Path, checks_dir: Path) -> Path:
     return folder
 
 
-def _prepare_sandbox(root: Path, settings: Settings) -> Path:
-    """root (0711, root's) / sandbox (the student's uid), holding the exercise module."""
+def _prepare_sandbox(root: Path) -> Path:
+    """root (0711, root's) / sandbox: the kernel's folder (its launcher gives it to the uid)."""
     root.chmod(0o711)
     workdir = root / "sandbox"
     workdir.mkdir()
-    shutil.copyfile(settings.checks_dir / "mnist_exercise.py", workdir / "mnist_exercise.py")
-    (workdir / "mnist_exercise.py").chmod(0o444)
     return workdir
 
 
@@ -148,14 +146,18 @@ def grade_submission(path: Path, settings: Settings) -> Report:
 
     uid = FIRST_SANDBOX_UID + settings.slot
     deadline = started + settings.total_seconds
-    with tempfile.TemporaryDirectory(prefix="mnist-grade-") as tmp:
-        workdir = _prepare_sandbox(Path(tmp), settings)
+    with tempfile.TemporaryDirectory(prefix="mnist-grade-", dir=sandbox.work_root()) as tmp:
+        workdir = _prepare_sandbox(Path(tmp))
+        module = settings.checks_dir / "mnist_exercise.py"
+        if exercise.data_format(settings.data_file) != "npy":  # not from a batch (grade-one)
+            data = make_data_cache(settings.data_file, Path(tmp) / "data", settings.checks_dir)
+            settings = replace(settings, data_file=data)
         kernel_env = {
             exercise.DATA_ENV_VAR: str(settings.data_file.resolve()),
             "MNIST_EPOCHS": str(settings.epochs),
             "MNIST_TRAIN_IMAGES": str(settings.train_images),
         }
-        with sess.KernelSession(workdir, uid, settings, deadline, kernel_env) as session:
+        with sess.KernelSession(workdir, module, uid, settings, deadline, kernel_env) as session:
             session.run_cells(cells)
             session.load_probe()
             environment = _environment(session, checks.parameters(test_files))

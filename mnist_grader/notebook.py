@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import io
+import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 import nbformat
@@ -23,9 +25,12 @@ class UnreadableSubmission(Exception):
 
 def _notebook_bytes(path: Path) -> bytes:
     try:
-        size = path.stat().st_size
+        info = path.lstat()  # not stat: a link could point at any file the grader may read
     except OSError as error:
         raise UnreadableSubmission(f"the file could not be opened ({error.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableSubmission("the upload is a link or a special file, not a notebook file")
+    size = info.st_size
     if size == 0:
         raise UnreadableSubmission("the file is empty")
     if size > MAX_NOTEBOOK_BYTES:
@@ -35,21 +40,30 @@ def _notebook_bytes(path: Path) -> bytes:
         )
     data = path.read_bytes()
     if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [
-                n
-                for n in archive.namelist()
-                if n.endswith(".ipynb") and "/." not in "/" + n and "checkpoint" not in n
-            ]
-            if len(names) != 1:
-                raise UnreadableSubmission(
-                    f"the zip should hold exactly one notebook; it holds {len(names)}"
-                )
-            info = archive.getinfo(names[0])
-            if info.file_size > MAX_NOTEBOOK_BYTES:
-                raise UnreadableSubmission("the notebook inside the zip is too large")
-            data = archive.read(names[0])
+        try:
+            return _notebook_in_zip(data)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+            raise UnreadableSubmission(f"the zip is damaged ({type(error).__name__})") from None
     return data
+
+
+def _notebook_in_zip(data: bytes) -> bytes:
+    """The one notebook in a zip (what otter's export cell makes), read at most to the limit."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [
+            n
+            for n in archive.namelist()
+            if n.endswith(".ipynb") and "/." not in "/" + n and "checkpoint" not in n
+        ]
+        if len(names) != 1:
+            raise UnreadableSubmission(
+                f"the zip should hold exactly one notebook; it holds {len(names)}"
+            )
+        with archive.open(names[0]) as member:  # its stated size may lie: read to the limit
+            data = member.read(MAX_NOTEBOOK_BYTES + 1)
+        if len(data) > MAX_NOTEBOOK_BYTES:
+            raise UnreadableSubmission("the notebook inside the zip is too large")
+        return data
 
 
 def read_code_cells(path: Path) -> list[tuple[int, str]]:
@@ -84,7 +98,7 @@ def read_code_cells(path: Path) -> list[tuple[int, str]]:
 def _only_talks_to_otter(source: str) -> bool:
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a null byte in the source
         return False
     if not tree.body:
         return False

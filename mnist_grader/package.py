@@ -75,7 +75,10 @@ def find_gradescope_submission(folder: Path) -> Path | None:
     candidates = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix in (".ipynb", ".zip") and ".ipynb_checkpoints" not in p.parts
+        if p.is_file()
+        and not p.is_symlink()  # a link could name any file of root's
+        and p.suffix in (".ipynb", ".zip")
+        and ".ipynb_checkpoints" not in p.parts
     )
     named = [p for p in candidates if p.name == NOTEBOOK_NAME]
     return (named or candidates or [None])[0]

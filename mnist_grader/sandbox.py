@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import os
 import resource
@@ -28,7 +29,8 @@ from pathlib import Path
 
 NOGROUP = 65534
 SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
-LEASE_DIR = Path("/run/mnist-grader")  # root's: a sandboxed kernel cannot take or hold a lease
+GRADER_DIR = Path("/run/mnist-grader")  # root's; out of /tmp, which a kernel gets a private one of
+LEASE_DIR = GRADER_DIR / "leases"  # root's alone: a sandboxed kernel cannot take or hold a lease
 MAX_SLOTS = 64
 
 
@@ -80,30 +82,68 @@ def kernel_environment(workdir: Path) -> dict[str, str]:
     return env
 
 
+def _private_mounts(workdir: Path, uid: int, size_mb: int) -> bool:
+    """A mount namespace of the kernel's own: fresh, size-limited tmpfs on its folder, /tmp,
+    /var/tmp and /dev/shm, so that what it writes is bounded and gone when it ends.
+
+    By hand (ctypes) because Python 3.10/3.11 have no os.unshare or mount. Needs CAP_SYS_ADMIN:
+    False where that is missing (a Docker container, say), and the kernel runs without it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newns, ms_rec, ms_private, ms_nosuid, ms_nodev = 0x20000, 0x4000, 1 << 18, 2, 4
+    if libc.unshare(clone_newns) != 0:
+        return False
+    if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
+        return False
+    targets = {
+        workdir: f"size={size_mb}m,mode=0700,uid={uid},gid={NOGROUP}",
+        **{Path(folder): f"size={size_mb}m,mode=1777" for folder in SHARED_TMP_DIRS},
+    }
+    for target, options in targets.items():
+        flags = ms_nosuid | ms_nodev
+        if libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) != 0:
+            return target != workdir  # the shared folders are swept anyway; the folder is vital
+    return True
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` afresh (whatever stood there is removed first), never through a link."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
 def launch(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--module", type=Path, required=True, help="mnist_exercise.py to copy in")
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--cpu-seconds", type=int, required=True)
     parser.add_argument("--max-processes", type=int, default=512)
     parser.add_argument("--max-file-mb", type=int, default=256)
+    parser.add_argument("--tmp-mb", type=int, default=128, help="each private tmpfs")
     parser.add_argument("-f", dest="connection_file", type=Path, required=True)
     args = parser.parse_args(argv)
 
+    # The folder belongs to the student's uid, and after a restart holds what the last kernel
+    # left there (links to root's files, say): root reads only its own files, and everything
+    # in the folder is written after dropping to the student's uid.
     workdir = args.dir.resolve()
-    (workdir / "tmp").mkdir(exist_ok=True)
-    connection = workdir / "kernel.json"
-    shutil.copyfile(args.connection_file, connection)
+    connection = args.connection_file.read_bytes()
+    module = args.module.read_bytes()
     try:
         os.setsid()
     except PermissionError:  # jupyter_client already made us a session leader
         pass
     if is_root():
-        for path in (workdir, workdir / "tmp", connection):
-            os.chown(path, args.uid, NOGROUP)
-        connection.chmod(0o600)
-        workdir.chmod(0o700)  # other submissions' kernels (other uids) cannot look in
+        if not _private_mounts(workdir, args.uid, args.tmp_mb):
+            os.chown(workdir, args.uid, NOGROUP, follow_symlinks=False)
+            os.chmod(workdir, 0o700)  # other submissions' kernels (other uids) cannot look in
     set_limits(
         args.memory_mb * 2**20, args.cpu_seconds, args.max_processes, args.max_file_mb * 2**20
     )
@@ -113,10 +153,13 @@ def launch(argv: list[str] | None = None) -> None:
         os.setuid(args.uid)
     os.chdir(workdir)
     os.umask(0o077)
+    _write_new(workdir / "mnist_exercise.py", module, 0o444)
+    _write_new(workdir / "kernel.json", connection, 0o600)
+    (workdir / "tmp").mkdir(exist_ok=True)
     python = sys.executable
     os.execve(
         python,
-        [python, "-m", "ipykernel_launcher", "-f", str(connection)],
+        [python, "-m", "ipykernel_launcher", "-f", str(workdir / "kernel.json")],
         kernel_environment(workdir),
     )
 
@@ -133,6 +176,7 @@ def lease_slots(count: int):
         yield list(range(count))
         return
     LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    LEASE_DIR.chmod(0o700)
     held = []
     try:
         for slot in range(MAX_SLOTS):
@@ -151,6 +195,34 @@ def lease_slots(count: int):
     finally:
         for _, handle in held:
             handle.close()
+
+
+@contextlib.contextmanager
+def hidden(folder: Path | None):
+    """While grading, the submissions folder is its owner's alone (its mode is put back after):
+    a kernel that learns its path (from a command line in /proc) cannot read the others."""
+    if folder is None or not is_root():
+        yield
+        return
+    mode = folder.stat().st_mode & 0o7777
+    folder.chmod(mode & ~0o077)
+    try:
+        yield
+    finally:
+        folder.chmod(mode)
+
+
+def work_root() -> Path | None:
+    """Where grading's own folders go (the kernel's folder, the data copy): outside /tmp, which
+    the kernel sees a private tmpfs of, and traversable (not listable) by the sandbox uids.
+    None when not root: the system's temporary folder then."""
+    if not is_root():
+        return None
+    folder = GRADER_DIR / "work"
+    folder.mkdir(parents=True, exist_ok=True)
+    GRADER_DIR.chmod(0o711)
+    folder.chmod(0o711)
+    return folder
 
 
 def protect(paths) -> None:

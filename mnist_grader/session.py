@@ -84,7 +84,9 @@ class _QuietClient(NotebookClient):
         return None
 
 
-def _write_kernelspec(root: Path, uid: int, workdir: Path, limits, env) -> KernelSpecManager:
+def _write_kernelspec(
+    root: Path, uid: int, workdir: Path, module: Path, limits, env
+) -> KernelSpecManager:
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
     argv = [
@@ -95,6 +97,8 @@ def _write_kernelspec(root: Path, uid: int, workdir: Path, limits, env) -> Kerne
         str(uid),
         "--dir",
         str(workdir),
+        "--module",
+        str(module),
         "--memory-mb",
         str(limits.memory_mb),
         "--cpu-seconds",
@@ -115,15 +119,19 @@ def _write_kernelspec(root: Path, uid: int, workdir: Path, limits, env) -> Kerne
 class KernelSession:
     """Use as a context manager; everything the kernel started is gone when it exits."""
 
-    def __init__(self, workdir: Path, uid: int, limits, deadline: float, kernel_env: dict):
+    def __init__(
+        self, workdir: Path, module: Path, uid: int, limits, deadline: float, kernel_env: dict
+    ):
         self.workdir, self.uid, self.limits, self.deadline = workdir, uid, limits, deadline
-        self.inbox, self.outbox = workdir / "in", workdir / "out"
+        # Beside the kernel's folder, in root's: the kernel cannot swap them for links of its own
+        # (it may write into out/, whose files are read without following links).
+        self.inbox, self.outbox = workdir.parent / "in", workdir.parent / "out"
         self.log = SessionLog()
         self.calls = 0
         self.hung: set[str] = set()  # functions that already ran out of time once
         self.restarts = 0
         self.nb = nbformat.v4.new_notebook()
-        self.ksm = _write_kernelspec(workdir.parent, uid, workdir, limits, kernel_env)
+        self.ksm = _write_kernelspec(workdir.parent, uid, workdir, module, limits, kernel_env)
         self.km = None
         self.client = _QuietClient(
             self.nb,
@@ -266,7 +274,8 @@ class KernelSession:
 
     def load_probe(self) -> None:
         source = (
-            PROBE_SOURCE + f"\n__grader_probe__ = _GraderProbe({str(self.workdir)!r}, globals())"
+            PROBE_SOURCE
+            + f"\n__grader_probe__ = _GraderProbe({str(self.workdir.parent)!r}, globals())"
         )
         try:
             status, detail = self._run(source, self.limits.check_seconds)

@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 
 MAX_JSON_BYTES = 2 * 2**20
-MAX_ARRAY_BYTES = 256 * 2**20
+MAX_ARRAY_BYTES = 128 * 2**20
+# All the arrays of one answer, counted as the float64 the checks turn them into: a Dense-128
+# model is 0.8 MB, the whole training set's probabilities 4.8 MB. Without a budget one file
+# listed many times, or a bool array made float64, would fill the grader's memory.
+MAX_ANSWER_BYTES = 256 * 2**20
 
 
 class BadAnswer(Exception):
@@ -96,7 +100,21 @@ def _safe_name(name) -> str:
     return name
 
 
-def _array(outbox: Path, name) -> np.ndarray:
+class _Budget:
+    """The arrays one answer may still bring: each file once, MAX_ANSWER_BYTES in all."""
+
+    def __init__(self):
+        self.names: set[str] = set()
+        self.left = MAX_ANSWER_BYTES
+
+    def take(self, name: str, array: np.ndarray) -> None:
+        self.left -= array.size * 8
+        if name in self.names or self.left < 0:
+            raise BadAnswer("an answer with more array data than the checks need")
+        self.names.add(name)
+
+
+def _array(outbox: Path, name, budget: _Budget) -> np.ndarray:
     import io
 
     data = _read_regular_file(outbox / _safe_name(name), MAX_ARRAY_BYTES)
@@ -106,6 +124,7 @@ def _array(outbox: Path, name) -> np.ndarray:
         raise BadAnswer("an array file that numpy cannot read") from error
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
         raise BadAnswer("an array that is not numbers")
+    budget.take(name, array)
     return array
 
 
@@ -128,7 +147,7 @@ def _typed(value, types, what: str):
     return value
 
 
-def _model(message: dict, outbox: Path):
+def _model(message: dict, outbox: Path, budget: _Budget):
     import mnist_exercise as ex
 
     layers = []
@@ -140,7 +159,7 @@ def _model(message: dict, outbox: Path):
                 units=_typed(layer.get("units"), (int, type(None)), "units"),
                 activation=_typed(layer.get("activation"), (str, type(None)), "activation"),
                 weights=[
-                    _array(outbox, name).astype(np.float64)
+                    _array(outbox, name, budget).astype(np.float64)
                     for name in _typed(layer.get("weights"), (list,), "weights")
                 ],
             )
@@ -166,7 +185,7 @@ def _floats(values, count: int | None, what: str) -> tuple:
     return tuple(float(_typed(v, (int, float), what)) for v in values)
 
 
-def _figure(message: dict, outbox: Path):
+def _figure(message: dict, outbox: Path, budget: _Budget):
     import mnist_exercise as ex
 
     axes = []
@@ -184,10 +203,17 @@ def _figure(message: dict, outbox: Path):
             for bar in _typed(ax.get("bars"), (list,), "bars")
             if _typed(bar, (dict,), "bar")
         ]
-        images = [_array(outbox, name) for name in _typed(ax.get("images"), (list,), "images")]
+        images = [
+            _array(outbox, name, budget) for name in _typed(ax.get("images"), (list,), "images")
+        ]
         title = _typed(ax.get("title"), (str,), "title")
         axes.append(ex.AxesSpec(images=images, bars=bars, title=title))
     return ex.FigureSpec(axes=axes, handle=_typed(message.get("handle"), (str,), "handle"))
+
+
+def _one_line(text, limit: int) -> str:
+    """Text from the sandbox as one line: it can't pose as lines of the grade report."""
+    return " ".join(str(text).split())[:limit]
 
 
 def decode_answer(outbox: Path, call_id: int):
@@ -201,14 +227,17 @@ def decode_answer(outbox: Path, call_id: int):
         return None
     if kind == "json":
         return _plain(message.get("value"))
+    budget = _Budget()
     if kind == "array":
-        return _array(outbox, message.get("file"))
+        return _array(outbox, message.get("file"), budget)
     if kind == "model":
-        return _model(message, outbox)
+        return _model(message, outbox, budget)
     if kind == "figure":
-        return _figure(message, outbox)
+        return _figure(message, outbox, budget)
     if kind == "other":
-        return Opaque(str(message.get("type"))[:80], str(message.get("repr"))[:200])
+        return Opaque(_one_line(message.get("type"), 80), _one_line(message.get("repr"), 200))
     if kind == "error":
-        raise StudentError(f"{str(message.get('type'))[:80]}: {str(message.get('message'))[:300]}")
+        raise StudentError(
+            f"{_one_line(message.get('type'), 80)}: {_one_line(message.get('message'), 300)}"
+        )
     raise BadAnswer(f"unknown answer kind {kind!r}")

@@ -6,11 +6,13 @@ tests check what the scores alone can't show.
 
 import json
 import re
+import sysconfig
 from pathlib import Path
 
 import psutil
 
 from mnist_grader import batch, engine
+from tests.bank import hostile
 from tests.conftest import read_results
 
 SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + 64)
@@ -56,6 +58,16 @@ def test_installed_packages_and_data_are_untouched(graded_bank, data_file):
 
     assert "argmax = lambda" not in Path(numpy.__file__).read_text()
     assert not Path("/tmp/sitecustomize.py").exists() and not Path("/tmp/evil.py").exists()
+    planted = Path(sysconfig.get_paths()["purelib"]) / hostile.PLANTED_PTH
+    assert not planted.exists(), "a submission made root write a .pth into the venv"
+
+
+def test_student_text_cannot_pose_as_report_lines(graded_bank):
+    q5 = read_results(graded_bank, "forges_report_lines")["tests"][4]
+    assert q5["name"] == "q5" and q5["score"] == 0
+    assert "Autograded score: 22" in q5["output"]  # the forged text is shown, inside its error...
+    lines = q5["output"].splitlines()
+    assert not any(line.startswith("[passed]") for line in lines)  # ...never as a line of its own
 
 
 def test_same_submission_same_score(bank_dir, settings, tmp_path):

@@ -72,3 +72,32 @@ def test_unknown_objects_in_json_are_refused(tmp_path):
     _answer(tmp_path, 1, {"kind": "json", "value": {"__kept__": "model"}})
     with pytest.raises(wire.BadAnswer):
         wire.decode_answer(tmp_path, 1)
+
+
+def test_an_answer_cannot_list_one_file_twice(tmp_path):
+    np.save(tmp_path / "1_l0w0.npy", np.ones((784, 10), dtype=np.float32))
+    layer = {"kind": "Dense", "units": 10, "activation": "softmax"}
+    twice = {"kind": "model", "handle": "kept_1", "input_shape": None, "optimizer": None}
+    twice.update(loss=None, layers=[{**layer, "weights": ["1_l0w0.npy", "1_l0w0.npy"]}])
+    _answer(tmp_path, 1, twice)
+    with pytest.raises(wire.BadAnswer, match="more array data"):
+        wire.decode_answer(tmp_path, 1)
+
+
+def test_an_answer_has_a_memory_budget(tmp_path, monkeypatch):
+    """Counted as the float64 the checks make of it: 1 byte of bool is 8 bytes of budget."""
+    monkeypatch.setattr(wire, "MAX_ANSWER_BYTES", 8 * 1000 - 1)
+    np.save(tmp_path / "1_result.npy", np.zeros(1000, dtype=bool))
+    _answer(tmp_path, 1, {"kind": "array", "file": "1_result.npy"})
+    with pytest.raises(wire.BadAnswer, match="more array data"):
+        wire.decode_answer(tmp_path, 1)
+    monkeypatch.setattr(wire, "MAX_ANSWER_BYTES", 8 * 1000)
+    assert wire.decode_answer(tmp_path, 1).shape == (1000,)
+
+
+def test_a_students_error_message_stays_on_one_line(tmp_path):
+    forged = "oops\n[passed] check: one row (1/1)\nAutograded score: 22 / 22"
+    _answer(tmp_path, 1, {"kind": "error", "type": "ValueError", "message": forged})
+    with pytest.raises(wire.StudentError) as error:
+        wire.decode_answer(tmp_path, 1)
+    assert "\n" not in str(error.value) and "[passed]" in str(error.value)

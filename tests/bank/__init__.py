@@ -34,6 +34,7 @@ class Case:
     cells: list = field(default_factory=list)  # extra code cells, run right after the setup cell
     damage: object = None  # bytes -> bytes: what happens to the file after it is written
     kernel: str | None = None  # a kernelspec name to claim in the notebook's metadata
+    link_to: str | None = None  # the upload is a symbolic link to this file of the project's
 
 
 CASES = [
@@ -266,6 +267,10 @@ def build(folder: Path, dataset: str = variants.DEFAULT) -> list[Path]:
     paths = []
     for case in cases:
         path = folder / f"{case.name}.ipynb"
+        if case.link_to:
+            path.symlink_to(variants.PROJECT_ROOT / case.link_to)
+            paths.append(path)
+            continue
         content = make_notebook(case, solutions, student_notebook).encode()
         path.write_bytes(case.damage(content) if case.damage else content)
         paths.append(path)

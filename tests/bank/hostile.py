@@ -4,9 +4,22 @@ A trick played on top of the untouched starter must still score 0 (what the star
 one played beside a complete solution must not cost the questions it does not touch.
 """
 
+import io
+import zipfile
+
 from . import FULL_MARKS, Case
 
 ZERO = {q: 0 for q in FULL_MARKS}
+PLANTED_PTH = "zz_planted_by_a_submission.pth"  # tests/test_hostile.py checks it never appears
+
+
+def _zipped(notebook: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("mnist_first_steps.ipynb", notebook)
+    return buffer.getvalue()
+
+
 FOREVER = "while True:\n    pass"
 
 # Places where a results.json or the checks could be, as a submission would guess them.
@@ -182,6 +195,111 @@ for target in [numpy.__file__, os.environ.get("MNIST_NPZ", "") + "/x_test.npy",
         scores=ZERO,
         status="unreadable",
         damage=lambda data: data.decode().encode("utf-16"),
+    ),
+    Case(
+        "plants_links_then_restarts",
+        "replaces the files of its own folder with links to a .pth in the venv and to a folder "
+        "elsewhere, then kills its kernel so that the restart writes them: the launcher writes "
+        "nothing there as root, so no .pth appears and the starter still scores 0",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            f"""
+import os, sys, sysconfig
+PTH = os.path.join(sysconfig.get_paths()["purelib"], "{PLANTED_PTH}")
+if os.access(PTH, os.W_OK):  # the launcher made the .pth ours: fill it in
+    open(PTH, "w").write("import os\\n")
+for name, target in [("kernel.json", PTH), ("mnist_exercise.py", PTH), ("tmp", "/etc")]:
+    try:
+        os.rename(name, name + ".old")
+        os.symlink(target, name)
+    except OSError:
+        pass
+""",
+            "import os\nos._exit(0)",
+        ],
+    ),
+    Case(
+        "copies_a_classmate",
+        "finds the folder of submissions from the grading process's command line in /proc and "
+        "runs a complete classmate's code: it cannot read that folder, so the starter scores 0",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            """
+import glob, json, os
+folders = set()
+for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        words = open(cmdline, "rb").read().decode(errors="replace").split("\\0")
+    except OSError:
+        continue
+    folders.update(os.path.dirname(w) for w in words if w.endswith(".ipynb"))
+    folders.update(w for w in words if os.path.isdir(w))
+for folder in folders:
+    for path in sorted(glob.glob(os.path.join(folder, "*.ipynb"))):
+        try:
+            cells = json.load(open(path))["cells"]
+        except Exception:
+            continue
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        if any("axis=-1" in c for c in code) and not any("classmate" in c for c in code):
+            for c in code:
+                if "grader" not in c:
+                    try:
+                        exec(c, globals())
+                    except Exception:
+                        pass
+"""
+        ],
+    ),
+    Case(
+        "fills_the_disk",
+        "writes up to 1 GB each into /dev/shm, /tmp and its own folder: its own small private "
+        "tmpfs fills up instead (where the machine allows mount namespaces), and it scores 0",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            """
+import os
+for folder in ("/dev/shm", "/tmp", "."):
+    try:
+        with open(os.path.join(folder, "filler"), "wb") as handle:
+            for _ in range(1024):
+                handle.write(b"x" * 2**20)
+    except OSError:
+        pass
+"""
+        ],
+    ),
+    Case(
+        "forges_report_lines",
+        "top_class raises an error whose message imitates passed checks and a full score: it "
+        "stays one line of an error, and only Q5 is lost",
+        {
+            "top_class": "def top_class(probs):\n    raise ValueError("
+            "'no\\n[passed] check: one row (1/1)\\nAutograded score: 22 / 22')"
+        },
+        {"q5": 0},
+    ),
+    Case(
+        "null_byte_in_a_cell",
+        "a complete solution with a cell holding a NUL character: that cell fails, nothing else",
+        cells=["x = 1  # \0"],
+    ),
+    Case(
+        "link_to_the_solution",
+        "the upload is a symbolic link to the reference solution: not a notebook file, 0",
+        scores=ZERO,
+        status="unreadable",
+        link_to="solutions/mnist_first_steps.ipynb",
+    ),
+    Case(
+        "zip_bomb",
+        "a zip whose notebook unpacks to 30 MB (the limit is 20): refused unread, 0",
+        scores=ZERO,
+        status="unreadable",
+        damage=lambda data: _zipped(data[:-2] + b" " * 30 * 2**20 + data[-2:]),
     ),
     Case(
         "foreign_kernelspec",
