@@ -57,7 +57,7 @@ grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb or a folder; default: the bank)
 	$(PY) -m mnist_grader grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --dataset $(DATASET)
 
 test: $(STAMP)  ## run the test suite (grades the whole bank through the real grader)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=8
 
 bench: $(STAMP)  ## time and memory: this grader vs plain otter run, batch throughput
 	$(PY) -m tests.bench
