@@ -82,9 +82,21 @@ def kernel_environment(workdir: Path) -> dict[str, str]:
     return env
 
 
+def private_mount_targets(workdir: Path, uid: int, size_mb: int, needed: list[Path]) -> dict:
+    """Where the kernel's namespace mounts a fresh tmpfs, with its options: its own folder, and
+    each shared temporary folder that holds none of `needed` (what the kernel runs on: a venv
+    or checkout in /tmp, hidden under a fresh tmpfs, would keep the kernel from starting)."""
+    targets = {workdir: f"size={size_mb}m,mode=0700,uid={uid},gid={NOGROUP}"}
+    for folder in map(Path, SHARED_TMP_DIRS):
+        if not any(path.resolve().is_relative_to(folder.resolve()) for path in needed):
+            targets[folder] = f"size={size_mb}m,mode=1777"
+    return targets
+
+
 def _private_mounts(workdir: Path, uid: int, size_mb: int) -> bool:
-    """A mount namespace of the kernel's own: fresh, size-limited tmpfs on its folder, /tmp,
-    /var/tmp and /dev/shm, so that what it writes is bounded and gone when it ends.
+    """A mount namespace of the kernel's own: fresh, size-limited tmpfs on its folder and on the
+    shared temporary folders (private_mount_targets), so what it writes is bounded and gone
+    when it ends.
 
     By hand (ctypes) because Python 3.10/3.11 have no os.unshare or mount. Needs CAP_SYS_ADMIN:
     False where that is missing (a Docker container, say), and the kernel runs without it.
@@ -95,11 +107,8 @@ def _private_mounts(workdir: Path, uid: int, size_mb: int) -> bool:
         return False
     if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
         return False
-    targets = {
-        workdir: f"size={size_mb}m,mode=0700,uid={uid},gid={NOGROUP}",
-        **{Path(folder): f"size={size_mb}m,mode=1777" for folder in SHARED_TMP_DIRS},
-    }
-    for target, options in targets.items():
+    needed = [Path(p) for p in (sys.prefix, sys.base_prefix, sys.executable, __file__)]
+    for target, options in private_mount_targets(workdir, uid, size_mb, needed).items():
         flags = ms_nosuid | ms_nodev
         if libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) != 0:
             return target != workdir  # the shared folders are swept anyway; the folder is vital

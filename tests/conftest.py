@@ -72,3 +72,13 @@ def graded_bank(bank_dir, settings, tmp_path_factory) -> Path:
 
 def read_results(out: Path, name: str) -> dict:
     return json.loads((out / name / "results.json").read_text())
+
+
+def assert_graded_as_expected(out: Path, case) -> None:
+    """The bank case's results in `out`: every question's score, the total and the status."""
+    results = read_results(out, case.name)
+    got = {test["name"]: test["score"] for test in results["tests"]}
+    expected = bank.expected_scores(case)
+    assert got == expected, f"{case.name}: {case.why}\n{results['output']}"
+    assert results["extra_data"]["status"] == case.status
+    assert results["score"] == sum(expected.values())

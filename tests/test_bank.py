@@ -5,19 +5,14 @@ import csv
 import pytest
 
 from tests import bank
-from tests.conftest import read_results
+from tests.conftest import assert_graded_as_expected, read_results
 
 CASES = {case.name: case for case in bank.ALL_CASES}
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_expected_scores(graded_bank, name):
-    case = CASES[name]
-    results = read_results(graded_bank, name)
-    got = {test["name"]: test["score"] for test in results["tests"]}
-    assert got == bank.expected_scores(case), f"{name}: {case.why}\n{results['output']}"
-    assert results["extra_data"]["status"] == case.status
-    assert results["score"] == sum(bank.expected_scores(case).values())
+    assert_graded_as_expected(graded_bank, CASES[name])
 
 
 def test_results_json_follows_gradescope_schema(graded_bank):

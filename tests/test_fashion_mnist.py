@@ -15,7 +15,7 @@ import pytest
 
 from mnist_grader import ASSIGNMENT_DIR, SOLUTIONS_DIR, assign, batch, engine, package, variants
 from tests import bank
-from tests.conftest import read_results, require
+from tests.conftest import assert_graded_as_expected, read_results, require
 
 FASHION = variants.get("fashion_mnist")
 DEBIAN_DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -103,11 +103,7 @@ def test_feedback_names_the_classes(exercise):
 
 @pytest.mark.parametrize("name", CASES)
 def test_fashion_bank_scores(graded_fashion_bank, name):
-    case = CASES[name]
-    results = read_results(graded_fashion_bank, name)
-    got = {test["name"]: test["score"] for test in results["tests"]}
-    assert got == bank.expected_scores(case), f"{name}: {case.why}\n{results['output']}"
-    assert results["extra_data"]["status"] == case.status
+    assert_graded_as_expected(graded_fashion_bank, CASES[name])
 
 
 def test_digit_labels_are_told_to_use_class_names(graded_fashion_bank):

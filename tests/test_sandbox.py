@@ -1,7 +1,9 @@
-"""Grading runs at once on one machine never share a sandbox uid (they would kill each other)."""
+"""The sandbox: grading runs at once never share a uid (they would kill each other's kernels),
+and a kernel's private temporary folders never hide what it runs on."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +30,11 @@ def test_a_second_grading_run_gets_other_slots():
     finally:
         holder.stdin.close()
         holder.wait(10)
+
+
+def test_private_tmp_never_hides_the_venv(tmp_path):
+    workdir = tmp_path / "sandbox"
+    in_tmp = sandbox.private_mount_targets(workdir, 61000, 16, [Path("/tmp/clone/.venv")])
+    assert workdir in in_tmp and Path("/tmp") not in in_tmp and Path("/dev/shm") in in_tmp
+    elsewhere = sandbox.private_mount_targets(workdir, 61000, 16, [Path("/opt/venv")])
+    assert {Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")} <= set(elsewhere)
