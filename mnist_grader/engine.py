@@ -25,6 +25,9 @@ from . import checks, sandbox
 # Imported where used (notebook, session, wire, numpy): the batch parent imports this module for
 # Settings and Report only, and stays small.
 
+# One submission's grading folder: the kernel's answers (at most 256 MB as float64, see wire) and,
+# when grading a single file by hand, a copy of the data (55 MB).
+GRADING_FOLDER_MB = 512
 FIRST_SANDBOX_UID = 61000  # uids of their own, one per parallel job, that nothing else uses
 
 
@@ -146,7 +149,10 @@ def grade_submission(path: Path, settings: Settings) -> Report:
 
     uid = FIRST_SANDBOX_UID + settings.slot
     deadline = started + settings.total_seconds
-    with tempfile.TemporaryDirectory(prefix="mnist-grade-", dir=sandbox.work_root()) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="mnist-grade-", dir=sandbox.work_root()) as tmp,
+        sandbox.size_limited(Path(tmp), GRADING_FOLDER_MB),
+    ):
         workdir = _prepare_sandbox(Path(tmp))
         module = settings.checks_dir / "mnist_exercise.py"
         if exercise.data_format(settings.data_file) != "npy":  # not from a batch (grade-one)

@@ -24,11 +24,14 @@ import fcntl
 import os
 import resource
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 NOGROUP = 65534
-SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# Folders every user may write in: a kernel gets private ones where it can, and what its uid left
+# in them is removed after grading either way.
+SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
 GRADER_DIR = Path("/run/mnist-grader")  # root's; out of /tmp, which a kernel gets a private one of
 LEASE_DIR = GRADER_DIR / "leases"  # root's alone: a sandboxed kernel cannot take or hold a lease
 MAX_SLOTS = 64
@@ -87,8 +90,8 @@ def private_mount_targets(workdir: Path, uid: int, size_mb: int, needed: list[Pa
     each shared temporary folder that holds none of `needed` (what the kernel runs on: a venv
     or checkout in /tmp, hidden under a fresh tmpfs, would keep the kernel from starting)."""
     targets = {workdir: f"size={size_mb}m,mode=0700,uid={uid},gid={NOGROUP}"}
-    for folder in map(Path, SHARED_TMP_DIRS):
-        if not any(path.resolve().is_relative_to(folder.resolve()) for path in needed):
+    for folder in {Path(folder).resolve() for folder in SHARED_TMP_DIRS}:  # /var/lock -> /run/lock
+        if folder.is_dir() and not any(path.resolve().is_relative_to(folder) for path in needed):
             targets[folder] = f"size={size_mb}m,mode=1777"
     return targets
 
@@ -102,7 +105,10 @@ def _private_mounts(workdir: Path, uid: int, size_mb: int) -> bool:
     False where that is missing (a Docker container, say), and the kernel runs without it.
     """
     libc = ctypes.CDLL(None, use_errno=True)
-    clone_newns, ms_rec, ms_private, ms_nosuid, ms_nodev = 0x20000, 0x4000, 1 << 18, 2, 4
+    clone_newns, clone_newipc = 0x20000, 0x8000000
+    ms_rec, ms_private, ms_nosuid, ms_nodev = 0x4000, 1 << 18, 2, 4
+    # Its own System V IPC too: shared memory it makes dies with it instead of outliving it.
+    libc.unshare(clone_newipc)
     if libc.unshare(clone_newns) != 0:
         return False
     if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
@@ -221,6 +227,21 @@ def hidden(folder: Path | None):
         folder.chmod(mode)
 
 
+@contextlib.contextmanager
+def size_limited(folder: Path, size_mb: int):
+    """A fresh tmpfs of `size_mb` on `folder` while grading one submission (where root may
+    mount): what the kernel writes into its answers folder is bounded, and hard links out of it
+    are impossible. Without the mount, only each file's size is bounded."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"size={size_mb}m,mode=0711".encode()
+    mounted = is_root() and libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", 6, options) == 0
+    try:
+        yield
+    finally:
+        if mounted:
+            libc.umount2(str(folder).encode(), 2)  # MNT_DETACH: even if something is still open
+
+
 def work_root() -> Path | None:
     """Where grading's own folders go (the kernel's folder, the data copy): outside /tmp, which
     the kernel sees a private tmpfs of, and traversable (not listable) by the sandbox uids.
@@ -272,7 +293,24 @@ def sweep(uid: int) -> int:
         psutil.wait_procs(victims, timeout=5)
     for folder in SHARED_TMP_DIRS:
         _remove_owned_by(Path(folder), uid)
+    _remove_ipc_owned_by(uid)
     return killed
+
+
+def _remove_ipc_owned_by(uid: int) -> None:
+    """System V shared memory, queues and semaphores of `uid` (kernels that had no IPC namespace
+    of their own could leave them for the next submission). By `ipcrm`: Python has no shmctl."""
+    ipcrm = shutil.which("ipcrm")
+    for kind, flag, key in (("shm", "-m", "shmid"), ("msg", "-q", "msqid"), ("sem", "-s", "semid")):
+        try:
+            rows = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except OSError:
+            continue
+        header = rows[0].split()
+        for row in rows[1:]:
+            fields = dict(zip(header, row.split(), strict=False))
+            if ipcrm and fields.get("uid") == str(uid):
+                subprocess.run([ipcrm, flag, fields[key]], capture_output=True, check=False)
 
 
 def _remove_owned_by(folder: Path, uid: int) -> None:

@@ -77,7 +77,7 @@ class _QuietClient(NotebookClient):
             outs.append(
                 nbformat.v4.new_output(
                     "error",
-                    ename=str(content.get("ename"))[:100],
+                    ename=wire.one_line(content.get("ename"), 100),  # a class name can hold \n
                     evalue=str(content.get("evalue"))[:500],
                     traceback=[],
                 )

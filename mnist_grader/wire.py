@@ -211,7 +211,7 @@ def _figure(message: dict, outbox: Path, budget: _Budget):
     return ex.FigureSpec(axes=axes, handle=_typed(message.get("handle"), (str,), "handle"))
 
 
-def _one_line(text, limit: int) -> str:
+def one_line(text, limit: int) -> str:
     """Text from the sandbox as one line: it can't pose as lines of the grade report."""
     return " ".join(str(text).split())[:limit]
 
@@ -235,9 +235,9 @@ def decode_answer(outbox: Path, call_id: int):
     if kind == "figure":
         return _figure(message, outbox, budget)
     if kind == "other":
-        return Opaque(_one_line(message.get("type"), 80), _one_line(message.get("repr"), 200))
+        return Opaque(one_line(message.get("type"), 80), one_line(message.get("repr"), 200))
     if kind == "error":
         raise StudentError(
-            f"{_one_line(message.get('type'), 80)}: {_one_line(message.get('message'), 300)}"
+            f"{one_line(message.get('type'), 80)}: {one_line(message.get('message'), 300)}"
         )
     raise BadAnswer(f"unknown answer kind {kind!r}")

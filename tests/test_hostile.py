@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from mnist_grader import batch, engine
+from mnist_grader import batch, engine, sandbox
 from tests.bank import hostile
 from tests.conftest import read_results
 
@@ -27,8 +27,24 @@ def test_nothing_a_submission_started_is_still_running(graded_bank):
     assert left == []
 
 
+def test_no_ipc_object_of_a_submission_is_left(graded_bank):
+    for kind in ("shm", "msg", "sem"):
+        rows = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        header = rows[0].split()
+        owners = [int(dict(zip(header, row.split(), strict=False))["uid"]) for row in rows[1:]]
+        assert not [uid for uid in owners if uid in SANDBOX_UIDS], kind
+
+
+def test_an_error_name_cannot_add_lines_to_the_report(graded_bank):
+    output = read_results(graded_bank, "forges_an_error_name")["output"]
+    assert "[passed] everything" in output  # shown, inside its own note...
+    lines = output.splitlines()
+    assert sum(line.startswith("Autograded score:") for line in lines) == 1  # ...never a line
+    assert not any(line.lstrip("- ").startswith("[passed]") for line in lines)
+
+
 def test_no_file_of_a_submission_is_left_in_tmp(graded_bank):
-    for folder in (Path("/tmp"), Path("/dev/shm"), Path("/var/tmp")):
+    for folder in map(Path, sandbox.SHARED_TMP_DIRS):
         owned = [p for p in folder.iterdir() if p.lstat().st_uid in SANDBOX_UIDS]
         assert owned == [], owned
 

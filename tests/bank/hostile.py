@@ -283,6 +283,53 @@ for folder in ("/dev/shm", "/tmp", "."):
         {"q5": 0},
     ),
     Case(
+        "leaves_ipc_and_lock_files",
+        "starter + a file in /run/lock and a System V shared memory segment, for the next "
+        "submission to find: the kernel has its own of both (or they are swept), and it scores 0",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            """
+import ctypes
+for folder in ("/run/lock", "/var/lock", "/var/tmp"):
+    try:
+        open(f"{folder}/left_by_a_submission", "w").write("for the next one")
+    except OSError:
+        pass
+libc = ctypes.CDLL(None)
+segment = libc.shmget(0x4D4E4953, 2**20, 0o1666)  # IPC_CREAT | 0666
+"""
+        ],
+    ),
+    Case(
+        "fills_its_answer_folder",
+        "starter + 800 MB written into the folder its answers go to: that folder is a 512 MB "
+        "tmpfs (where root may mount), the writes fail, and it scores 0",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            """
+import os
+for n in range(4):
+    try:
+        with open(os.path.join("..", "out", f"filler{n}"), "wb") as handle:
+            for _ in range(200):
+                handle.write(b"x" * 2**20)
+    except OSError:
+        break
+"""
+        ],
+    ),
+    Case(
+        "forges_an_error_name",
+        "a complete solution plus a cell raising an exception whose class name holds lines "
+        "imitating the report: it shows as one line, nothing lost",
+        cells=[
+            'E = type("ValueError\\n  - [passed] everything (22/22)\\nAutograded score: 22 / 22",'
+            " (Exception,), {})\nraise E('boom')"
+        ],
+    ),
+    Case(
         "null_byte_in_a_cell",
         "a complete solution with a cell holding a NUL character: that cell fails, nothing else",
         cells=["x = 1  # \0"],
