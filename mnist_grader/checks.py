@@ -159,7 +159,7 @@ def _feedback(error: BaseException) -> str:
         return str(error)[0].upper() + str(error)[1:] + "."
     if isinstance(error, wire.BadAnswer):
         return f"What your code returned could not be read by the grader ({error})."
-    detail = " ".join(str(error).split())[:200]  # one line: it may quote the student's values
+    detail = wire.one_line(error, 200)  # it may quote the student's values
     return f"The check could not use what your code returned ({type(error).__name__}: {detail})."
 
 

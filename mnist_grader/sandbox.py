@@ -35,6 +35,9 @@ SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
 GRADER_DIR = Path("/run/mnist-grader")  # root's; out of /tmp, which a kernel gets a private one of
 LEASE_DIR = GRADER_DIR / "leases"  # root's alone: a sandboxed kernel cannot take or hold a lease
 MAX_SLOTS = 64
+# Linux's values for unshare(2), mount(2) and umount2(2), which Python 3.10/3.11 do not wrap.
+CLONE_NEWNS, CLONE_NEWIPC = 0x20000, 0x8000000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE, MNT_DETACH = 2, 4, 0x4000, 1 << 18, 2
 
 
 def is_root() -> bool:
@@ -104,21 +107,27 @@ def _private_mounts(workdir: Path, uid: int, size_mb: int) -> bool:
     By hand (ctypes) because Python 3.10/3.11 have no os.unshare or mount. Needs CAP_SYS_ADMIN:
     False where that is missing (a Docker container, say), and the kernel runs without it.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    clone_newns, clone_newipc = 0x20000, 0x8000000
-    ms_rec, ms_private, ms_nosuid, ms_nodev = 0x4000, 1 << 18, 2, 4
+    libc = _libc()
     # Its own System V IPC too: shared memory it makes dies with it instead of outliving it.
-    libc.unshare(clone_newipc)
-    if libc.unshare(clone_newns) != 0:
+    libc.unshare(CLONE_NEWIPC)
+    if libc.unshare(CLONE_NEWNS) != 0:
         return False
-    if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         return False
     needed = [Path(p) for p in (sys.prefix, sys.base_prefix, sys.executable, __file__)]
     for target, options in private_mount_targets(workdir, uid, size_mb, needed).items():
-        flags = ms_nosuid | ms_nodev
-        if libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) != 0:
+        if not _mount_tmpfs(libc, target, options):
             return target != workdir  # the shared folders are swept anyway; the folder is vital
     return True
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount_tmpfs(libc, target: Path, options: str) -> bool:
+    flags = MS_NOSUID | MS_NODEV
+    return libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) == 0
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
@@ -232,14 +241,13 @@ def size_limited(folder: Path, size_mb: int):
     """A fresh tmpfs of `size_mb` on `folder` while grading one submission (where root may
     mount): what the kernel writes into its answers folder is bounded, and hard links out of it
     are impossible. Without the mount, only each file's size is bounded."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    options = f"size={size_mb}m,mode=0711".encode()
-    mounted = is_root() and libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", 6, options) == 0
+    libc = _libc()
+    mounted = is_root() and _mount_tmpfs(libc, folder, f"size={size_mb}m,mode=0711")
     try:
         yield
     finally:
         if mounted:
-            libc.umount2(str(folder).encode(), 2)  # MNT_DETACH: even if something is still open
+            libc.umount2(str(folder).encode(), MNT_DETACH)  # even if something is still open
 
 
 def work_root() -> Path | None:
