@@ -15,10 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class NotDefined(Exception):
-    """A name the check needs is not defined in the student's notebook."""
-
-
 @dataclass
 class CaseResult:
     name: str
@@ -68,6 +64,7 @@ class TestCase:
 class TestFile:
     name: str  # the question, e.g. "q4d"
     cases: list
+    source: str = ""  # the file's text
 
 
 class _TestCaseDecorator:
@@ -114,7 +111,7 @@ def load_test_file(path: Path) -> TestFile:
         )
         for d in decorated
     ]
-    return TestFile(namespace["name"], cases)
+    return TestFile(namespace["name"], cases, source)
 
 
 def load_test_files(tests_dir: Path) -> list[TestFile]:
@@ -145,7 +142,11 @@ def parameters(test_files) -> set[str]:
 
 
 def _feedback(error: BaseException) -> str:
-    """What a failed check says to the student: the feedback record, never the check's source."""
+    """What a failed check says to the student: the feedback record, never the check's source.
+
+    The checks turn everything the student's code does into a CheckFailed themselves
+    (mnist_exercise.call_student, student_check), in the notebook and here alike; what is left
+    are the grader's own problems: a call out of time, a lost kernel, an unreadable answer."""
     import mnist_exercise as ex
 
     from . import session as sess
@@ -153,9 +154,7 @@ def _feedback(error: BaseException) -> str:
 
     if isinstance(error, ex.CheckFailed):
         return str(error)
-    if isinstance(error, wire.StudentError):
-        return f"Your code raised an error when the check called it:\n  {error}"
-    if isinstance(error, (sess.CallTimedOut, sess.KernelGone, NotDefined)):
+    if isinstance(error, (sess.CallTimedOut, sess.KernelGone)):
         return str(error)[0].upper() + str(error)[1:] + "."
     if isinstance(error, wire.BadAnswer):
         return f"What your code returned could not be read by the grader ({error})."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import stat
 import zipfile
 import zlib
@@ -67,7 +68,8 @@ def _notebook_in_zip(data: bytes) -> bytes:
 
 
 def read_code_cells(path: Path) -> list[tuple[int, str]]:
-    """[(code cell number from 1, source)], skipping otter's own cells."""
+    """[(the cell's position among all the notebook's cells, from 1; source)] of the code cells,
+    skipping otter's own cells."""
     data = _notebook_bytes(path)
     try:
         text = data.decode("utf-8")
@@ -84,12 +86,12 @@ def read_code_cells(path: Path) -> list[tuple[int, str]]:
     if not isinstance(cells, list):
         raise UnreadableSubmission("the notebook has no cells")
     sources = []
-    for cell in cells:
+    for position, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
-        sources.append((len(sources) + 1, source))
+        sources.append((position, source))
     if not sources:
         raise UnreadableSubmission("the notebook has no code cells")
     return [(index, source) for index, source in sources if not _only_talks_to_otter(source)]
@@ -109,3 +111,21 @@ def _only_talks_to_otter(source: str) -> bool:
         if not names or not names <= {"otter", "grader"}:
             return False
     return True
+
+
+def cell_label(position: int, source: str) -> str:
+    """A code cell named as the student sees it: by the functions it defines, else its first
+    line, and its position counting every cell from the top (Jupyter shows no cell numbers)."""
+    try:
+        tree = ast.parse(source)
+        functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    except (SyntaxError, ValueError):
+        functions = re.findall(r"^def (\w+)", source, re.MULTILINE)
+    where = f"cell {position} from the top"
+    if functions:
+        return f"the cell defining {' and '.join(functions)} ({where})"
+    lines = [line.strip() for line in source.splitlines()]
+    first = next((line for line in lines if line and not line.startswith("#")), "")
+    if len(first) > 60:
+        first = first[:57] + "..."
+    return f"the cell `{first}` ({where})" if first else f"an empty cell ({where})"

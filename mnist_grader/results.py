@@ -34,7 +34,11 @@ def results_json(report: Report) -> dict:
             }
             for question in report.questions
         ],
-        "extra_data": {"status": report.status, "submission": report.submission},
+        "extra_data": {
+            "status": report.status,
+            "submission": report.submission,
+            "check_seed": report.check_seed,
+        },
     }
 
 

@@ -25,6 +25,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from . import sandbox, wire
+from .notebook import cell_label
 
 KERNEL_NAME = "mnist-grader-sandbox"
 STARTUP_SECONDS = 60  # a kernel starts in 0.5 s here; one that has not answered by then won't
@@ -36,16 +37,38 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 class KernelGone(Exception):
     """The kernel died, stopped answering, or the submission's time budget ran out."""
 
+    raised_by_grader = True  # the checks report it as it is (mnist_exercise.call_student)
+
 
 class CallTimedOut(Exception):
     """A call into the student's code did not finish within its time limit."""
 
+    raised_by_grader = True
+
 
 @dataclass
 class CellReport:
-    index: int  # position among the submission's code cells, from 1
+    label: str  # the cell as the student sees it (mnist_grader.notebook.cell_label)
     status: str  # "ok", "error", "timeout", "skipped", "kernel died"
     detail: str = ""
+
+
+ERROR_SUMMARY_CHARACTERS = 300
+_NOT_MEANINGFUL = ("File ", "[[", "Detected at node", "Arguments received", "•")
+
+
+def error_summary(ename, evalue) -> str:
+    """An exception as one bounded line a student can act on: its first line and, when more
+    follows, its last meaningful line, which often holds the cause (TensorFlow's "Graph
+    execution error:" is followed by a traceback and then "Received a label value of 9 which is
+    outside the valid range of [0, 5)")."""
+    lines = [line.strip() for line in str(evalue).splitlines()]
+    meaningful = [line for line in lines if line and not line.startswith(_NOT_MEANINGFUL)]
+    parts = meaningful[:1] + meaningful[-1:] if len(meaningful) > 1 else meaningful
+    text = wire.one_line(f"{ename}: {' '.join(parts)}".strip(), ERROR_SUMMARY_CHARACTERS + 1)
+    if len(text) > ERROR_SUMMARY_CHARACTERS:
+        text = text[: ERROR_SUMMARY_CHARACTERS - 3] + "..."
+    return text
 
 
 @dataclass
@@ -59,7 +82,7 @@ class SessionLog:
 
     def problems(self) -> list[str]:
         lines = [
-            f"cell {c.index}: {c.status}{': ' + c.detail if c.detail else ''}"
+            f"{c.label}: {c.status}{': ' + c.detail if c.detail else ''}"
             for c in self.cells
             if c.status not in ("ok", "skipped")
         ]
@@ -74,11 +97,12 @@ class _QuietClient(NotebookClient):
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] == "error":
             content = msg["content"]
+            ename = wire.one_line(content.get("ename"), 100)  # a class name can hold \n
             outs.append(
                 nbformat.v4.new_output(
                     "error",
-                    ename=wire.one_line(content.get("ename"), 100),  # a class name can hold \n
-                    evalue=str(content.get("evalue"))[:500],
+                    ename=ename,
+                    evalue=error_summary(ename, content.get("evalue")),
                     traceback=[],
                 )
             )
@@ -231,8 +255,7 @@ class KernelSession:
             self._recover_after_timeout()
             return "timeout", f"did not finish within {int(budget)} s"
         if errors:
-            first_line = (errors[0].evalue.strip().splitlines() or [""])[0][:200]
-            return "error", f"{errors[0].ename}: {first_line}"
+            return "error", errors[0].evalue
         return "ok", ""
 
     def _recover_after_timeout(self) -> None:
@@ -257,9 +280,10 @@ class KernelSession:
         """Run every cell. A cell that kills the kernel, or hangs it past an interrupt, is
         reported and skipped: a new kernel runs the cells before it again, and goes on."""
         ran: list[str] = []
-        for index, source in sources:
+        for position, source in sources:
+            label = cell_label(position, source)
             if self.log.kernel_lost:  # given up on (restarts used up, or out of time)
-                self.log.cells.append(CellReport(index, "not run"))
+                self.log.cells.append(CellReport(label, "not run"))
                 continue
             try:
                 status, detail = self._run(source, self.limits.cell_seconds)
@@ -268,13 +292,13 @@ class KernelSession:
                 if self._out_of_time():
                     status, detail = "not run", self.log.kernel_lost
             if not self.log.kernel_lost:
-                self.log.cells.append(CellReport(index, status, detail))
+                self.log.cells.append(CellReport(label, status, detail))
                 if status in ("ok", "error"):
                     ran.append(source)
             elif self._out_of_time():
-                self.log.cells.append(CellReport(index, status, detail))
+                self.log.cells.append(CellReport(label, status, detail))
             else:
-                self.log.cells.append(CellReport(index, status, detail + "; it was skipped"))
+                self.log.cells.append(CellReport(label, status, detail + "; it was skipped"))
                 self._restart(ran)
 
     def _out_of_time(self) -> bool:

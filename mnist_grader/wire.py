@@ -25,9 +25,16 @@ MAX_ANSWER_BYTES = 256 * 2**20
 class BadAnswer(Exception):
     """The sandbox sent something that is not the data the protocol allows."""
 
+    raised_by_grader = True  # the checks report it as it is (mnist_exercise.call_student)
+
 
 class StudentError(Exception):
-    """The student's function raised an exception."""
+    """The student's function raised an exception: `student_words` is "ValueError: bad axis",
+    which the checks show as the notebook would show the same error."""
+
+    def __init__(self, student_words: str):
+        super().__init__(student_words)
+        self.student_words = student_words
 
 
 class Opaque:
@@ -65,6 +72,8 @@ def encode_arguments(args, inbox: Path, call_id: int) -> None:
             name = f"{call_id}_{next(counter)}.npy"
             np.save(inbox / name, value)
             return {"__array__": name}
+        if type(value).__name__ == "ModelSpec":  # a reference model, built in the kernel
+            return {"__model__": _model_message(value, encode)}
         if isinstance(value, tuple):
             return {"__tuple__": [encode(v) for v in value]}
         if isinstance(value, list):
@@ -76,6 +85,24 @@ def encode_arguments(args, inbox: Path, call_id: int) -> None:
         raise TypeError(f"cannot send a {type(value).__name__} to the sandbox")
 
     (inbox / f"{call_id}.json").write_text(json.dumps([encode(a) for a in args]))
+
+
+def _model_message(spec, encode) -> dict:
+    """A model the checks chose (mnist_exercise.reference_model) as data: the kernel builds it
+    with mnist_exercise.keras_model before calling the student's function on it."""
+    return {
+        "input_shape": encode(tuple(spec.input_shape)),
+        "loss": spec.loss,
+        "layers": [
+            {
+                "kind": layer.kind,
+                "units": layer.units,
+                "activation": layer.activation,
+                "weights": [encode(np.asarray(w)) for w in layer.weights],
+            }
+            for layer in spec.layers
+        ],
+    }
 
 
 # -- decoding (sandbox -> grader) ---------------------------------------------------------------

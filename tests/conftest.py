@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import assign, batch, engine
+from mnist_grader import MASTER_DIR, assign, batch, engine
 from tests import bank
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,12 @@ def require(available: bool, what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} (CI installs it: see .ci/run)")
     pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def exercise():
+    """The master's support module (mnist_exercise), loaded from its file."""
+    return engine.exercise_module(MASTER_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -80,5 +86,7 @@ def assert_graded_as_expected(out: Path, case) -> None:
     got = {test["name"]: test["score"] for test in results["tests"]}
     expected = bank.expected_scores(case)
     assert got == expected, f"{case.name}: {case.why}\n{results['output']}"
+    maxima = {test["name"]: test["max_score"] for test in results["tests"]}
+    assert maxima == bank.FULL_MARKS, f"{case.name}: max_score per question"
     assert results["extra_data"]["status"] == case.status
     assert results["score"] == sum(expected.values())

@@ -1,6 +1,7 @@
 """Every golden submission gets exactly its expected score, question by question."""
 
 import csv
+import re
 
 import pytest
 
@@ -13,6 +14,55 @@ CASES = {case.name: case for case in bank.ALL_CASES}
 @pytest.mark.parametrize("name", CASES)
 def test_expected_scores(graded_bank, name):
     assert_graded_as_expected(graded_bank, CASES[name])
+
+
+GOLDEN = [case.name for case in bank.CASES if case.name.startswith("fails_")]
+
+
+def _questions_named(name: str) -> set[str]:
+    return set(re.findall(r"q\d[a-z]?", name))
+
+
+def test_every_golden_mistake_names_its_questions():
+    for name in GOLDEN:
+        assert _questions_named(name) <= set(bank.FULL_MARKS), name
+        assert _questions_named(name), name
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_a_mistake_costs_points_only_in_its_question(graded_bank, name):
+    """Error carried forward: a wrong function loses points in the question where it is asked
+    for, never in a question that merely uses its result (those checks use reference values)."""
+    scores = {t["name"]: t["score"] for t in read_results(graded_bank, name)["tests"]}
+    elsewhere = {q: s for q, s in scores.items() if q not in _questions_named(name)}
+    assert elsewhere == {q: bank.FULL_MARKS[q] for q in elsewhere}, name
+
+
+def failed_checks(results: dict) -> dict[str, str]:
+    """ "question/check" -> the first line of its feedback, for every failed check."""
+    failed = {}
+    for test in results["tests"]:
+        lines = test["output"].splitlines()
+        for line, following in zip(lines, [*lines[1:], ""], strict=True):
+            found = re.match(r"\[FAILED\] (?:hidden )?check: (.*) \(", line)
+            if found:
+                failed[f"{test['name']}/{found.group(1)}"] = following.strip()
+    return failed
+
+
+def matches(expected: str, line: str) -> bool:
+    pattern = re.escape(expected).replace(re.escape("{n}"), r"\d+")
+    return re.fullmatch(pattern, line) is not None
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_exact_first_feedback_line_of_every_failed_check(graded_bank, name):
+    """What each golden mistake is told, word for word: a message cannot drift unnoticed."""
+    failed = failed_checks(read_results(graded_bank, name))
+    expected = CASES[name].feedback
+    assert set(failed) == set(expected), name
+    for check, line in failed.items():
+        assert matches(expected[check], line), f"{name} {check}:\n{line}"
 
 
 def test_results_json_follows_gradescope_schema(graded_bank):

@@ -97,8 +97,8 @@ def test_the_loader_reads_debians_fashion_mnist(exercise, fashion_data, monkeypa
 
 
 def test_feedback_names_the_classes(exercise):
-    with pytest.raises(exercise.CheckFailed, match=r"class 9 \(Ankle boot\)"):
-        exercise.check_first_test_image(lambda probs: 7, np.eye(10)[[7]], [9])
+    with pytest.raises(exercise.CheckFailed, match=r"The first test image is a 9 \(Ankle boot\)"):
+        exercise.check_first_test_image(lambda probs: 7)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -18,7 +18,7 @@ def test_several_rows(top_class):
     check_top_class(top_class, np.eye(10)[[3, 1, 4, 1, 5]] * 0.9 + 0.01)
 
 @test_case(points=None, hidden=False)
-def test_first_test_image_is_a_seven(top_class, probs):
-    from mnist_exercise import check_first_test_image, exercise_data
-    check_first_test_image(top_class, probs, exercise_data()[1][1])
+def test_first_test_image_is_a_seven(top_class):
+    from mnist_exercise import check_first_test_image
+    check_first_test_image(top_class)
 

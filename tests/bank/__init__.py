@@ -35,6 +35,9 @@ class Case:
     damage: object = None  # bytes -> bytes: what happens to the file after it is written
     kernel: str | None = None  # a kernelspec name to claim in the notebook's metadata
     link_to: str | None = None  # the upload is a symbolic link to this file of the project's
+    # Every check it fails, "question/check" -> the first line of that check's feedback, word for
+    # word ("{n}" stands for any whole number: hidden checks draw their sizes at random).
+    feedback: dict = field(default_factory=dict)
 
 
 CASES = [
@@ -55,6 +58,12 @@ def get_shapes(train_images, train_labels, test_images):
 """
         },
         {"q4a": 0, "q4c": 0},
+        feedback={
+            "q4a/train images shape": "The shape of the training images is not right. The order is reversed: NumPy lists the number of images first.",
+            "q4a/train images shape other arrays": "The shape of the training images is not right. The order is reversed: NumPy lists the number of images first.",
+            "q4c/test images shape": "The shape of the test images is not right. The order is reversed: NumPy lists the number of images first.",
+            "q4c/test images shape other arrays": "The shape of the test images is not right. The order is reversed: NumPy lists the number of images first.",
+        },
     ),
     Case(
         "fails_q4b_label_length_10",
@@ -66,9 +75,13 @@ def get_shapes(train_images, train_labels, test_images):
 """
         },
         {"q4b": 0},
+        feedback={
+            "q4b/train labels shape": "The shape of the training labels is not right. There is one label per image, so the label set has 60000 entries; 10 is the number of classes.",
+            "q4b/label set length": "There is one label per image, so the labels' shape is (number of images,). 10 is the number of classes, not the number of labels.",
+        },
     ),
     Case(
-        "fails_hidden_q4abc_hardcoded_shapes",
+        "fails_hidden_q4a_q4b_q4c_hardcoded_shapes",
         "MNIST's shapes typed in as numbers: the public checks pass, the hidden ones on other "
         "arrays fail",
         {
@@ -78,12 +91,17 @@ def get_shapes(train_images, train_labels, test_images):
 """
         },
         {"q4a": 1, "q4b": 1, "q4c": 1},
+        feedback={
+            "q4a/train images shape other arrays": "The shape of the training images is not right.",
+            "q4b/label set length": "There is one label per image, so the labels' shape is (number of images,).",
+            "q4c/test images shape other arrays": "The shape of the test images is not right.",
+        },
     ),
     Case(
         "fails_q4d_logits_without_softmax",
-        "last layer without softmax (loss from_logits=True, so it trains well): the model "
-        "outputs logits, rows don't sum to 1; the output-layer check, the probability check and "
-        "the hidden random-images check fail",
+        "last layer without softmax (loss from_logits=True, so it trains well): only the "
+        "output-layer check fails (predict_probs is judged on a reference model, and the trained "
+        "model's accuracy is fine)",
         {
             "build_model": """
 def build_model():
@@ -99,13 +117,16 @@ def build_model():
     return model
 """
         },
-        {"q4d": 4},
+        {"q4d": 6},
+        feedback={
+            "q4d/last layer 10 units softmax": "The last layer should use softmax, so the model outputs class probabilities (without it the model outputs raw scores, 'logits').",
+        },
     ),
     Case(
         "fails_q4d_five_output_units",
-        "5 output units: the output-layer check fails, training stops with an error (labels go "
-        "up to 9), so every check that needs the trained model or its probabilities fails too; "
-        "only the input and compile checks pass",
+        "5 output units: the output-layer check fails, and training stops with an error (labels "
+        "go up to 9), so the trained model's accuracy check fails too; predict_probs and "
+        "top_class are judged on reference values and keep their points",
         {
             "build_model": """
 def build_model():
@@ -119,19 +140,83 @@ def build_model():
     return model
 """
         },
-        {"q4d": 2, "q5": 3},
+        {"q4d": 5},
+        feedback={
+            "q4d/last layer 10 units softmax": "The last layer needs one unit per class: 10 units.",
+            "q4d/trained model accuracy": "The trained model should classify at least 90% of the test images correctly.",
+        },
     ),
     Case(
         "fails_q4d_predicts_training_set",
-        "predict_probs ignores its images and predicts x_train: 60000 rows whatever it is given "
-        "(the three probability checks fail), and probs[0] is a training image, not a 7",
+        "predict_probs ignores its images and predicts x_train: 60000 rows whatever it is given, "
+        "so its three checks fail; q5 is judged on reference probabilities and keeps its points",
         {
             "predict_probs": """
 def predict_probs(model, images):
     return model.predict(x_train, verbose=0)
 """
         },
-        {"q4d": 4, "q5": 3},
+        {"q4d": 4},
+        feedback={
+            "q4d/probs shape": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned {n} rows for {n} images: predict on the images passed to predict_probs, not on another array.",
+            "q4d/probs are the models output": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned {n} rows for {n} images: predict on the images passed to predict_probs, not on another array.",
+            "q4d/probs of random images": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned {n} rows for {n} images: predict on the images passed to predict_probs, not on another array.",
+        },
+    ),
+    Case(
+        "fails_q4b_label_count_as_int",
+        "the labels' shape given as the number 10 instead of a tuple: both label checks fail, "
+        "each saying 10 is the number of classes",
+        {
+            "get_shapes": """
+def get_shapes(train_images, train_labels, test_images):
+    return train_images.shape, 10, test_images.shape
+"""
+        },
+        {"q4b": 0},
+        feedback={
+            "q4b/train labels shape": "The shape of the training labels should be a tuple of whole numbers, like NumPy's .shape. There is one label per image, so the label set has 60000 entries; 10 is the number of classes.",
+            "q4b/label set length": "There is one label per image, so the labels' shape is (number of images,). 10 is the number of classes, not the number of labels.",
+        },
+    ),
+    Case(
+        "fails_q4d_rmsprop_optimizer",
+        "compiled with optimizer='rmsprop' instead of adam: only the compile check fails (the "
+        "model still trains well)",
+        {
+            "build_model": """
+def build_model():
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    return model
+"""
+        },
+        {"q4d": 6},
+        feedback={
+            "q4d/compiled adam sparse crossentropy": 'Compile the model with the adam optimizer (optimizer="adam").',
+        },
+    ),
+    Case(
+        "fails_q4d_predicts_classes",
+        "predict_probs returns classes (argmax) instead of probabilities: its three checks fail; "
+        "top_class (q5) keeps its points",
+        {
+            "predict_probs": """
+def predict_probs(model, images):
+    return model.predict(images, verbose=0).argmax(axis=1)
+"""
+        },
+        {"q4d": 4},
+        feedback={
+            "q4d/probs shape": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned one number per image (the classes?): return the probabilities.",
+            "q4d/probs are the models output": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned one number per image (the classes?): return the probabilities.",
+            "q4d/probs of random images": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned one number per image (the classes?): return the probabilities.",
+        },
     ),
     Case(
         "fails_q5_argmax_axis0",
@@ -143,6 +228,10 @@ def top_class(probs):
 """
         },
         {"q5": 2},
+        feedback={
+            "q5/several rows": "For {n} rows of probabilities, top_class should return {n} classes, one per row. It looks like argmax ran down the columns (axis=0); use axis=-1 for each row.",
+            "q5/random probabilities": "For {n} rows of probabilities, top_class should return {n} classes, one per row. It looks like argmax ran down the columns (axis=0); use axis=-1 for each row.",
+        },
     ),
     Case(
         "fails_q5_always_seven",
@@ -154,6 +243,11 @@ def top_class(probs):
 """
         },
         {"q5": 1},
+        feedback={
+            "q5/one row": "For one row of probabilities, top_class should return the index of the largest one (np.argmax).",
+            "q5/several rows": "For {n} rows of probabilities, top_class should return {n} classes, one per row.",
+            "q5/random probabilities": "For {n} rows of probabilities, top_class should return {n} classes, one per row.",
+        },
     ),
     Case(
         "fails_q6_no_bars",
@@ -167,6 +261,12 @@ def plot_prediction(image, probs):
 """
         },
         {"q6": 1},
+        feedback={
+            "q6/ten bars of probabilities": "The figure should have a bar chart of the class probabilities (ax.bar(range(10), probs)).",
+            "q6/bars labelled 0 to 9": "Label each bar with its class, 0 to 9, on the x axis (e.g. ax.set_xticks(range(10))).",
+            "q6/predicted bar stands out": "Draw the 10 probability bars first.",
+            "q6/random image and probabilities": "The figure should have a bar chart of the class probabilities (ax.bar(range(10), probs)).",
+        },
     ),
     Case(
         "fails_q6_bars_not_probabilities",
@@ -186,6 +286,10 @@ def plot_prediction(image, probs):
 """
         },
         {"q6": 3},
+        feedback={
+            "q6/ten bars of probabilities": "The bar heights should be the probabilities, in class order 0-9.",
+            "q6/random image and probabilities": "The bar heights should be the probabilities, in class order 0-9.",
+        },
     ),
     Case(
         "fails_q6_returns_nothing",
@@ -199,6 +303,13 @@ def plot_prediction(image, probs):
 """
         },
         {"q6": 0},
+        feedback={
+            "q6/shows the image": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
+            "q6/ten bars of probabilities": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
+            "q6/bars labelled 0 to 9": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
+            "q6/predicted bar stands out": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
+            "q6/random image and probabilities": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
+        },
     ),
 ]
 
