@@ -22,6 +22,11 @@ class CaseResult:
     passed: bool
     hidden: bool
     feedback: str = ""
+    # The feedback record of a failed check (mnist_exercise.Feedback), as shown: the class
+    # report groups wrong answers by `got`. Empty when the failure was not a CheckFailed.
+    message: str = ""
+    expected: str = ""
+    got: str = ""
 
     @property
     def score(self) -> float:
@@ -162,6 +167,16 @@ def _feedback(error: BaseException) -> str:
     return f"The check could not use what your code returned ({type(error).__name__}: {detail})."
 
 
+def _record(error: BaseException) -> dict:
+    """A failed check's message / expected / got, when it failed with a feedback record."""
+    import mnist_exercise as ex
+
+    if not isinstance(error, ex.CheckFailed):
+        return {}
+    record = error.feedback
+    return {"message": record.message, "expected": record.expected, "got": record.got}
+
+
 def run_checks(test_files, environment) -> list[QuestionResult]:
     """Run every test case against `environment` (name -> proxy or value, resolved lazily)."""
     results = []
@@ -175,11 +190,13 @@ def run_checks(test_files, environment) -> list[QuestionResult]:
                 }
                 function(**arguments)
             except Exception as error:  # every failure, of any kind, is lost points with a reason
-                passed, feedback = False, _feedback(error)
+                passed, feedback, record = False, _feedback(error), _record(error)
             else:
-                passed, feedback = True, ""
+                passed, feedback, record = True, "", {}
             question.cases.append(
-                CaseResult(_readable(case.name), case.points, passed, case.hidden, feedback)
+                CaseResult(
+                    _readable(case.name), case.points, passed, case.hidden, feedback, **record
+                )
             )
         results.append(question)
     return results

@@ -38,8 +38,28 @@ def results_json(report: Report) -> dict:
             "status": report.status,
             "submission": report.submission,
             "check_seed": report.check_seed,
+            "checks": check_records(report),
         },
     }
+
+
+def check_records(report: Report) -> list[dict]:
+    """Every check's verdict and feedback record: what the class report is built from."""
+    return [
+        {
+            "question": question.name,
+            "check": case.name,
+            "hidden": case.hidden,
+            "passed": case.passed,
+            "points": case.points,
+            "message": case.message,
+            "expected": case.expected,
+            "got": case.got,
+            "feedback": case.feedback,
+        }
+        for question in report.questions
+        for case in question.cases
+    ]
 
 
 def write_json(data: dict, path: Path) -> None:
