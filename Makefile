@@ -22,6 +22,8 @@ endif
 SUBMISSIONS ?= $(BANK)
 OUT ?= grades
 JOBS ?= 2
+# grading limits for `make grade`, e.g. LIMITS="--cell-seconds 30 --check-seconds 10"
+LIMITS ?=
 MASTER := autograder/master/mnist_first_steps.ipynb autograder/master/mnist_exercise.py \
 	solutions/rubric.md mnist_grader/variants.py
 
@@ -52,9 +54,9 @@ autograder: $(CHECKS)  ## build autograder/autograder.zip for Gradescope [DATASE
 bank: $(CHECKS)  ## write the submission bank's notebooks into build/bank/ [DATASET=]
 	$(PY) -m tests.bank $(BANK) --dataset $(DATASET)
 
-grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb or a folder; default: the bank) into OUT [DATASET=]
+grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb, a folder or a Gradescope export; default: the bank) into OUT [DATASET= LIMITS=]
 	@if [ "$(SUBMISSIONS)" = "$(BANK)" ]; then $(PY) -m tests.bank $(BANK) --dataset $(DATASET); fi
-	$(PY) -m mnist_grader grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --dataset $(DATASET)
+	$(PY) -m mnist_grader grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --dataset $(DATASET) $(LIMITS)
 
 test: $(STAMP)  ## run the test suite (grades the whole bank through the real grader)
 	$(PY) -m pytest -q --durations=8

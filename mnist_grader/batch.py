@@ -15,11 +15,11 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from queue import Queue
 
-from . import checks, results, sandbox
+from . import checks, gradescope_export, results, sandbox
 from .engine import FIRST_SANDBOX_UID, Report, Settings, make_data_cache
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip")
@@ -112,13 +112,22 @@ def _failure_results(path: Path, test_files: list, problem: str) -> dict:
 
 
 def grade_batch(
-    target: Path, out: Path, settings: Settings, jobs: int = 1, progress: bool = True
+    target: Path,
+    out: Path,
+    settings: Settings,
+    jobs: int = 1,
+    progress: bool = True,
+    exports: bool = True,
 ) -> list[dict]:
-    """Grade every submission in `target` into `out`; returns the gradebook rows, in file order."""
+    """Grade every submission in `target` into `out`; returns the gradebook rows, in file order.
+
+    exports=False: `target` is one student's upload, graded as such even if it looks like a
+    Gradescope export (a zip a student made could).
+    """
     with tempfile.TemporaryDirectory(prefix="mnist-data-", dir=sandbox.work_root()) as cache:
         data = make_data_cache(settings.data_file, Path(cache) / "data", settings.checks_dir)
         settings = replace(settings, data_file=data)
-        return _grade_all(target, out, settings, jobs, progress)
+        return _grade_all(target, out, settings, jobs, progress, exports)
 
 
 def _stage(paths: list[Path], staging: Path) -> list[Path]:
@@ -141,9 +150,16 @@ def _stage(paths: list[Path], staging: Path) -> list[Path]:
     return staged
 
 
-def _grade_each(paths, names, out, settings: Settings, slots, test_files, progress: bool):
-    """Grade each path into out/<name>/results.json, len(slots) at a time; name -> results."""
+def _grade_each(
+    paths, names, out, settings: Settings, slots, test_files, progress: bool, extras=None
+):
+    """Grade each path into out/<name>/results.json, len(slots) at a time; name -> results.
+
+    extras: name -> what to add to that results.json's extra_data (who submitted it).
+    """
     from tqdm import tqdm
+
+    extras = extras or {}
 
     free: Queue = Queue()
     for slot in slots:
@@ -157,13 +173,24 @@ def _grade_each(paths, names, out, settings: Settings, slots, test_files, progre
             data = _failure_results(path, test_files, f"the grader failed ({type(error).__name__})")
         finally:
             free.put(slot)
+        data["extra_data"].update(extras.get(name, {}))
         results.write_json(data, out / name / "results.json")
         return data
 
     graded: dict[str, dict] = {}
+    if progress and paths:
+        print(_time_note(len(paths), len(slots), settings), file=sys.stderr)
     with (
         ThreadPoolExecutor(max_workers=len(slots)) as pool,
-        tqdm(total=len(paths), desc="grading", unit="notebook", disable=not progress) as bar,
+        # smoothing=0: the estimate is the average so far; submissions finish in bursts (two
+        # at once, or one that waits out its time limits), which a moving average overreacts to
+        tqdm(
+            total=len(paths),
+            desc="grading",
+            unit="notebook",
+            smoothing=0,
+            disable=not progress,
+        ) as bar,
     ):
         futures = {
             pool.submit(grade, path, name): name for path, name in zip(paths, names, strict=True)
@@ -174,25 +201,101 @@ def _grade_each(paths, names, out, settings: Settings, slots, test_files, progre
     return graded
 
 
-def _grade_all(target: Path, out: Path, settings: Settings, jobs: int, progress: bool):
-    paths = find_submissions(target)
-    names = output_names(paths)
+def _time_note(count: int, jobs: int, settings: Settings) -> str:
+    return (
+        f"Grading {count} submission(s), {jobs} at a time; the bar's estimate is the average "
+        f"so far. A notebook that hangs waits out --cell-seconds {settings.cell_seconds} per "
+        f"cell, up to --total-seconds {settings.total_seconds}: lower them to shorten the wait."
+    )
+
+
+@dataclass
+class _Submission:
+    """One row of the gradebook: a file to grade, or an export entry with nothing to grade."""
+
+    name: str  # its folder under OUT
+    path: Path | None
+    extra: dict = field(default_factory=dict)  # added to its results.json's extra_data
+    status: str = ""  # when path is None: why there is no grade
+    reason: str = ""
+
+
+def _submissions(target: Path, workdir: Path, exports: bool) -> tuple[list[_Submission], list[str]]:
+    """What to grade in `target`, with who submitted it when it is a Gradescope export; and
+    notes about the export as a whole."""
+    if not (exports and gradescope_export.is_export(target)):
+        paths = find_submissions(target)
+        named = zip(output_names(paths), paths, strict=True)
+        return [_Submission(name, path) for name, path in named], []
+    entries, notes = gradescope_export.open_export(target, workdir)
+    found = []
+    for entry in entries:
+        extra = {
+            "submitters": [asdict(person) for person in entry.submitters],
+            "note": entry.note,
+        }
+        if entry.notebook is not None:
+            extra["submission"] = f"{entry.name}/{entry.notebook.name}"
+        found.append(_Submission(entry.name, entry.notebook, extra, entry.status, entry.reason))
+    return found, notes
+
+
+def _ungraded_results(submission: _Submission, test_files: list) -> dict:
+    """results.json for an export entry with nothing to grade (no notebook, no folder)."""
+    reason = f"Your submission could not be graded: {submission.reason}."
+    report = Report(
+        submission.name,
+        submission.status,
+        checks.zero_results(test_files, reason),
+        [reason],
+    )
+    data = results.results_json(report)
+    data["extra_data"].update(submission.extra)
+    return data
+
+
+def _grade_all(
+    target: Path, out: Path, settings: Settings, jobs: int, progress: bool, exports: bool
+):
     out.mkdir(parents=True, exist_ok=True)
     private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
     sandbox.protect(private)
     test_files = checks.load_test_files(settings.checks_dir / "tests")  # before any kernel runs
     question_names = [test_file.name for test_file in test_files]
     with (
-        sandbox.lease_slots(jobs) as leased,
+        tempfile.TemporaryDirectory(prefix="mnist-export-", dir=sandbox.work_root()) as unpacked,
         sandbox.hidden(target if target.is_dir() else None),
-        tempfile.TemporaryDirectory(prefix="mnist-staged-", dir=sandbox.work_root()) as staging,
     ):
-        staged = _stage(paths, Path(staging))
-        graded = _grade_each(staged, names, out, settings, leased, test_files, progress)
-    rows = [results.gradebook_row(graded[name], question_names) for name in names]
-    results.write_gradebook(rows, question_names, out / "gradebook.csv")
+        submissions, notes = _submissions(target, Path(unpacked), exports)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        to_grade = [s for s in submissions if s.path is not None]
+        with (
+            sandbox.lease_slots(jobs) as leased,
+            tempfile.TemporaryDirectory(prefix="mnist-staged-", dir=sandbox.work_root()) as staging,
+        ):
+            staged = _stage([s.path for s in to_grade], Path(staging))
+            names = [s.name for s in to_grade]
+            extras = {s.name: s.extra for s in to_grade}
+            graded = _grade_each(staged, names, out, settings, leased, test_files, progress, extras)
+    for submission in submissions:
+        if submission.path is None:
+            graded[submission.name] = _ungraded_results(submission, test_files)
+            results.write_json(graded[submission.name], out / submission.name / "results.json")
+    export = any("submitters" in s.extra for s in submissions)
+    rows = [
+        results.gradebook_row(graded[s.name], question_names, identity_columns=export)
+        for s in submissions
+    ]
+    results.write_gradebook(rows, question_names, out / "gradebook.csv", export)
+    if export:
+        results.write_score_uploads(graded.values(), out)
     if len(rows) > 1:  # a distribution of one is no use, and matplotlib costs 0.6 s to load
         maxima = {t["name"]: t["max_score"] for t in next(iter(graded.values()))["tests"]}
         maxima["total"] = sum(maxima.values())
         results.plot_distribution(rows, question_names, maxima, out / "score_distribution.png")
+    if rows:
+        from . import report
+
+        report.write(out, notes=notes)
     return rows

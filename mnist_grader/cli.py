@@ -1,6 +1,7 @@
 """Commands: `python -m mnist_grader COMMAND --help`.
 
-grade SUBMISSIONS --out DIR   grade a notebook or a folder of them (results.json + gradebook)
+grade SUBMISSIONS --out DIR   grade a notebook, a folder of them or a Gradescope export
+report DIR                    rebuild DIR's class report (report.html/.json) from its results
 assign                        rebuild assignment/ and solutions/ from the master notebook
 autograder                    build autograder/autograder.zip for Gradescope
 (each takes --dataset fashion_mnist for the Fashion-MNIST variant, built under build/)
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from . import variants
 
-COMMANDS = ("grade", "assign", "autograder", "gradescope", "grade-one")
+COMMANDS = ("grade", "report", "assign", "autograder", "gradescope", "grade-one")
 
 
 def _default_data(checks_dir: Path) -> Path:
@@ -99,11 +100,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    grade = commands.add_parser("grade", help="grade a notebook or a folder of notebooks")
+    grade = commands.add_parser(
+        "grade", help="grade a notebook, a folder of notebooks or a Gradescope export"
+    )
     grade.add_argument("submissions", type=Path)
     grade.add_argument("--out", type=Path, required=True)
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     _add_settings(grade)
+
+    report = commands.add_parser("report", help="rebuild the class report from results.json")
+    report.add_argument("out", type=Path, help="a folder `grade --out` wrote")
 
     assign = commands.add_parser("assign", help="rebuild assignment/ and solutions/")
     _add_dataset(assign)
@@ -130,10 +136,25 @@ def main(argv: list[str] | None = None) -> None:
         settings = _settings(args)
         if not args.submissions.exists():
             sys.exit(f"{args.submissions}: no such file or folder")
-        rows = batch.grade_batch(args.submissions, args.out, settings, jobs=max(1, args.jobs))
+        from .gradescope_export import BadExport
+
+        try:
+            rows = batch.grade_batch(args.submissions, args.out, settings, jobs=max(1, args.jobs))
+        except BadExport as problem:
+            sys.exit(f"{args.submissions}: {problem}")
         names = checks.question_names(settings.checks_dir / "tests")
         print(results.table(rows, names))
         print(f"\nresults: {args.out}/<submission>/results.json, {args.out}/gradebook.csv")
+        print(f"class report: {args.out}/report.html")
+        if (args.out / "gradescope_scores.csv").is_file():
+            print(f"scores to upload: {args.out}/gradescope_scores.csv, canvas_scores.csv")
+    elif args.command == "report":
+        from . import report
+
+        if not any(args.out.glob("*/results.json")):
+            sys.exit(f"{args.out}: no <submission>/results.json here (grade into it first)")
+        report.write(args.out)
+        print(f"class report: {args.out}/report.html, {args.out}/report.json")
     elif args.command == "assign":
         from . import assign
 

@@ -99,7 +99,7 @@ def grade_gradescope(root: Path, settings_for) -> Path:
             empty.write_bytes(b"")
             submission = empty
         out = Path(tmp) / "out"
-        batch.grade_batch(submission, out, settings, jobs=1, progress=False)
+        batch.grade_batch(submission, out, settings, jobs=1, progress=False, exports=False)
         graded = out / batch.output_names([submission])[0] / "results.json"
         data = results.read_results(graded)
         if submission.name == "no-notebook.ipynb":

@@ -70,21 +70,82 @@ def write_json(data: dict, path: Path) -> None:
     os.replace(partial, path)
 
 
-def gradebook_row(results: dict, question_names: list[str]) -> dict:
+IDENTITY_COLUMNS = ("name", "email", "sid")  # from a Gradescope export's metadata
+
+
+def identity(results: dict) -> dict:
+    """name / email / sid of a submission's submitters ("; " between the members of a group)."""
+    people = results.get("extra_data", {}).get("submitters", [])
+    return {key: "; ".join(p.get(key, "") for p in people) for key in IDENTITY_COLUMNS}
+
+
+def gradebook_row(results: dict, question_names: list[str], identity_columns=False) -> dict:
     scores = {test["name"]: test["score"] for test in results.get("tests", [])}
-    return {
-        "file": results["extra_data"]["submission"],
-        "total": results["score"],
-        **{name: scores.get(name, 0) for name in question_names},
-        "status": results["extra_data"]["status"],
-    }
+    row = {"file": results["extra_data"]["submission"]}
+    if identity_columns:
+        row.update(identity(results))
+    row["total"] = results["score"]
+    row.update({name: scores.get(name, 0) for name in question_names})
+    row["status"] = results["extra_data"]["status"]
+    if identity_columns:
+        row["note"] = results["extra_data"].get("note", "")
+    return row
 
 
-def write_gradebook(rows: list[dict], question_names: list[str], path: Path) -> None:
+def gradebook_columns(question_names: list[str], identity_columns=False) -> list[str]:
+    if identity_columns:
+        return ["file", *IDENTITY_COLUMNS, "total", *question_names, "status", "note"]
+    return ["file", "total", *question_names, "status"]
+
+
+def write_gradebook(
+    rows: list[dict], question_names: list[str], path: Path, identity_columns=False
+) -> None:
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["file", "total", *question_names, "status"])
+        writer = csv.DictWriter(handle, gradebook_columns(question_names, identity_columns))
         writer.writeheader()
         writer.writerows(rows)
+
+
+# Scores to upload: one row per student (a group's members each get the group's score), keyed
+# by SID and email. Gradescope's column names (those of its own "Download Grades" CSV), and
+# Canvas's gradebook import columns (Student, ID, SIS User ID, SIS Login ID, Section, then one
+# column per assignment; ID is Canvas's own number, left blank for Canvas to match on SIS ids).
+GRADESCOPE_SCORE_COLUMNS = ["Name", "SID", "Email", "Total Score", "Max Points", "Status"]
+CANVAS_SCORE_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+CANVAS_ASSIGNMENT = "MNIST first steps (autograded)"
+
+
+def write_score_uploads(graded, out: Path) -> int:
+    """gradescope_scores.csv and canvas_scores.csv; returns how many students they hold."""
+    people = []
+    for results in graded:
+        max_points = sum(test["max_score"] for test in results.get("tests", []))
+        for person in results["extra_data"].get("submitters", []):
+            if person.get("sid") or person.get("email"):  # nothing to key a row on otherwise
+                people.append((person, results["score"], max_points, results))
+    people.sort(key=lambda item: (item[0].get("sid", ""), item[0].get("email", "")))
+    with (out / "gradescope_scores.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(GRADESCOPE_SCORE_COLUMNS)
+        for person, score, max_points, results in people:
+            status = results["extra_data"]["status"]
+            writer.writerow(
+                [
+                    person["name"],
+                    person["sid"],
+                    person["email"],
+                    f"{score:g}",
+                    f"{max_points:g}",
+                    status,
+                ]
+            )
+    with (out / "canvas_scores.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*CANVAS_SCORE_COLUMNS, CANVAS_ASSIGNMENT])
+        for person, score, _, _ in people:
+            writer.writerow([person["name"], "", person["sid"], person["email"], "", f"{score:g}"])
+    return len(people)
 
 
 def table(rows: list[dict], question_names: list[str]) -> str:
@@ -110,24 +171,38 @@ def read_results(path: Path) -> dict:
     return data
 
 
-def plot_distribution(rows: list[dict], question_names: list[str], maxima: dict, path: Path):
-    """score_distribution.png: how many submissions got each score, per question and in total."""
+def distribution_figure(rows: list[dict], question_names: list[str], maxima: dict):
+    """How many submissions got each score: one small panel per question in a row, the total
+    below across the whole width (23 scores side by side need the room to stay readable)."""
     import matplotlib
 
     matplotlib.use("agg")
     import matplotlib.pyplot as plt
 
-    columns = [*question_names, "total"]
-    fig, axes = plt.subplots(1, len(columns), figsize=(2.2 * len(columns), 2.6), sharey=True)
-    for ax, column in zip(axes, columns, strict=True):
+    fig = plt.figure(figsize=(max(8.0, 1.9 * len(question_names)), 5.2))
+    grid = fig.add_gridspec(2, len(question_names), height_ratios=[1, 1.15])
+    panels = [(fig.add_subplot(grid[0, i]), name) for i, name in enumerate(question_names)]
+    panels.append((fig.add_subplot(grid[1, :]), "total"))
+    for ax, column in panels:
         scores = [float(row[column]) for row in rows]
         top = maxima[column]
         values = sorted({*range(int(top) + 1), *scores})
         ax.bar([f"{v:g}" for v in values], [scores.count(v) for v in values], color="tab:blue")
-        ax.set_title(f"{column} (of {top:g})", fontsize=9)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("submissions")
+        ax.set_title(f"{column} (of {top:g} points)", fontsize=9)
+        ax.set_xlabel("score", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+    panels[0][0].set_ylabel("submissions", fontsize=8)
+    panels[-1][0].set_ylabel("submissions", fontsize=8)
     fig.suptitle(f"Score distribution, {len(rows)} submissions", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_distribution(rows: list[dict], question_names: list[str], maxima: dict, path: Path):
+    """score_distribution.png: how many submissions got each score, per question and in total."""
+    import matplotlib.pyplot as plt
+
+    fig = distribution_figure(rows, question_names, maxima)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,0 +1,280 @@
+"""Gradescope's "Export Submissions" as grading input: who submitted what.
+
+The export (a zip, or the folder it unpacks to, possibly inside one `assignment_<id>_export/`):
+
+    submission_metadata.yml     folder name -> {":submitters": [{":name", ":sid", ":email"}], ...}
+    submission_<id>/            the files of one submission (the notebook, the PDF, ...)
+
+`read_export` turns it into one `Entry` per submission: the notebook to grade (chosen as on
+Gradescope: the assignment's notebook name first, then any notebook or zip), and its submitters.
+What does not fit becomes an entry saying so, never a lost submission: a folder without a
+notebook, a name in the metadata without a folder, a folder the metadata does not name (graded,
+no identity), no metadata at all (graded, no identities), a file damaged inside the zip.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .notebook import MAX_NOTEBOOK_BYTES
+
+METADATA_NAME = "submission_metadata.yml"
+SUBMISSION_FOLDER = re.compile(r"submission_\d+")
+GRADABLE_SUFFIXES = (".ipynb", ".zip")
+# What unpacking an export may write in all (each file is also capped at the notebook limit).
+MAX_EXPORT_BYTES = 4 * 2**30
+MAX_METADATA_BYTES = 20 * 2**20
+
+NO_NOTEBOOK = "no notebook"
+MISSING_FOLDER = "missing folder"
+
+
+class BadExport(Exception):
+    """The export as a whole cannot be read (a damaged zip): the text says why."""
+
+
+@dataclass
+class Submitter:
+    name: str = ""
+    email: str = ""
+    sid: str = ""
+
+
+@dataclass
+class Entry:
+    name: str  # the submission's folder name, also its folder under OUT
+    submitters: list = field(default_factory=list)  # Submitter
+    notebook: Path | None = None  # what to grade; None: `status` and `reason` say why not
+    status: str = ""
+    reason: str = ""  # for the student (shown in results.json) when there is nothing to grade
+    note: str = ""  # for the instructor: what is odd about this entry
+
+
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _looks_like_export(names: list[str]) -> bool:
+    """Top-level (or one folder down) metadata file or submission_<id> folders."""
+    for name in names:
+        parts = PurePosixPath(name).parts
+        for depth in (0, 1):
+            if len(parts) > depth and (
+                parts[depth] == METADATA_NAME
+                or (len(parts) > depth + 1 and SUBMISSION_FOLDER.fullmatch(parts[depth]))
+            ):
+                return True
+    return False
+
+
+def export_root(folder: Path) -> Path | None:
+    """The folder holding the export's metadata and submission folders (itself or its only
+    subfolder), or None when `folder` is not an export."""
+
+    def is_root(candidate: Path) -> bool:
+        if (candidate / METADATA_NAME).is_file():
+            return True
+        return any(p.is_dir() and SUBMISSION_FOLDER.fullmatch(p.name) for p in candidate.iterdir())
+
+    if is_root(folder):
+        return folder
+    children = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(children) == 1 and not children[0].is_symlink() and is_root(children[0]):
+        return children[0]
+    return None
+
+
+def is_export(target: Path) -> bool:
+    if target.is_dir():
+        return export_root(target) is not None
+    return target.suffix == ".zip" and _looks_like_export(_zip_names(target))
+
+
+def _safe_member_path(name: str) -> PurePosixPath | None:
+    """The member's path inside the unpacking folder, or None if it could leave it."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or not path.parts or ".." in path.parts or ":" in path.parts[0]:
+        return None
+    return path
+
+
+def unpack(zip_path: Path, into: Path) -> list[str]:
+    """Unpack what grading needs (the metadata, notebooks and zips) into `into`.
+
+    Why not ZipFile.extractall: each member is checked first. A member that would land outside
+    `into`, a symbolic link, or more than the notebook limit is not written as such (the limit
+    is read, not trusted from the header, as in mnist_grader.notebook). Returns the problems
+    seen, one line each, for the instructor.
+    """
+    problems: list[str] = []
+    written = 0
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise BadExport(f"{zip_path.name} is not a readable zip ({error})") from None
+    with archive:
+        for info in archive.infolist():
+            path = _safe_member_path(info.filename)
+            if path is None:
+                problems.append(f"{info.filename}: a path outside the export, not unpacked")
+                continue
+            target = into.joinpath(*path.parts)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                problems.append(f"{info.filename}: a symbolic link, not unpacked")
+                _not_unpacked(target, "was a symbolic link in the export zip")
+                continue
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            wanted = path.suffix in GRADABLE_SUFFIXES or path.name == METADATA_NAME
+            if not wanted:  # a PDF or other file: its name is enough (no notebook? it says so)
+                target.touch()
+                continue
+            limit = MAX_METADATA_BYTES if path.name == METADATA_NAME else MAX_NOTEBOOK_BYTES
+            try:
+                with archive.open(info) as member:
+                    data = member.read(limit + 1)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError):
+                problems.append(f"{info.filename}: damaged in the zip, not unpacked")
+                _not_unpacked(target, "was damaged in the export zip")
+                continue
+            written += len(data)
+            if written > MAX_EXPORT_BYTES:
+                raise BadExport(
+                    f"{zip_path.name} unpacks to more than {MAX_EXPORT_BYTES // 2**30} GB "
+                    "of notebooks; unpack it yourself and grade the folder"
+                )
+            target.write_bytes(data)  # over the limit: the notebook reader says it is too large
+    return problems
+
+
+NOT_UNPACKED = ".not-unpacked"  # beside a member that was not unpacked: the reason, for its row
+
+
+def _not_unpacked(target: Path, reason: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.with_name(target.name + NOT_UNPACKED).write_text(f"{target.name} {reason}")
+
+
+def read_metadata(root: Path) -> tuple[dict[str, list[Submitter]] | None, str]:
+    """folder name -> its submitters, from submission_metadata.yml; (None, why) without it."""
+    import yaml
+
+    path = root / METADATA_NAME
+    if not path.is_file() or path.is_symlink():
+        return None, f"no {METADATA_NAME}: submissions graded without names, emails or SIDs"
+    try:
+        data = yaml.safe_load(path.read_bytes()[:MAX_METADATA_BYTES])
+    except yaml.YAMLError as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, f"{METADATA_NAME} could not be read ({first}): identities left blank"
+    if not isinstance(data, dict):
+        return None, f"{METADATA_NAME} is not a mapping of folders: identities left blank"
+    found = {}
+    for folder, record in data.items():
+        found[str(folder)] = _submitters(record)
+    return found, ""
+
+
+def _field(record: dict, name: str) -> str:
+    """Gradescope writes Ruby-style keys (":name"); take the plain key too."""
+    value = record.get(f":{name}", record.get(name))
+    return "" if value is None else str(value).strip()
+
+
+def _submitters(record) -> list[Submitter]:
+    if not isinstance(record, dict):
+        return []
+    people = record.get(":submitters", record.get("submitters"))
+    if not isinstance(people, list):
+        return []
+    return [
+        Submitter(_field(p, "name"), _field(p, "email"), _field(p, "sid"))
+        for p in people
+        if isinstance(p, dict)
+    ]
+
+
+def _choose(folder: Path) -> tuple[Path | None, list[str]]:
+    """The file to grade in a submission folder (as on Gradescope), and every file's name."""
+    from .package import find_gradescope_submission
+
+    files = sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if (p.is_file() or p.is_symlink()) and not p.name.endswith(NOT_UNPACKED)
+    )
+    return find_gradescope_submission(folder), files
+
+
+def read_export(root: Path, problems: list[str] | None = None) -> tuple[list[Entry], list[str]]:
+    """One Entry per submission of the export unpacked at `root`; and notes for the instructor
+    about the export as a whole."""
+    notes = list(problems or [])
+    metadata, why = read_metadata(root)
+    if why:
+        notes.append(why)
+    folders = {
+        p.name: p
+        for p in sorted(root.iterdir())
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    }
+    names = sorted(set(folders) | set(metadata or {}), key=_natural)
+    entries = []
+    for name in names:
+        entry = Entry(name, (metadata or {}).get(name, []))
+        folder = folders.get(name)
+        if folder is None:
+            entry.status = MISSING_FOLDER
+            entry.reason = f"{METADATA_NAME} names this submission, but the export has no folder"
+            entry.note = entry.reason
+            entries.append(entry)
+            continue
+        if metadata is not None and name not in metadata:
+            entry.note = f"not named in {METADATA_NAME}: no name, email or SID"
+        entry.notebook, files = _choose(folder)
+        skipped = sorted(p.read_text() for p in folder.rglob("*" + NOT_UNPACKED))
+        if entry.notebook is None:
+            held = ", ".join(files) if files else "no files"
+            if skipped:
+                entry.status = "unreadable"
+                entry.reason = "; ".join(skipped)
+            else:
+                entry.status = NO_NOTEBOOK
+                entry.reason = f"No notebook in this submission (it holds: {held})"
+            entry.note = "; ".join(filter(None, [entry.note, entry.reason]))
+        elif len([f for f in files if Path(f).suffix in GRADABLE_SUFFIXES]) > 1:
+            others = [f for f in files if f != str(entry.notebook.relative_to(folder))]
+            extra = f"graded {entry.notebook.name}; also holds {', '.join(others)}"
+            entry.note = "; ".join(filter(None, [entry.note, extra]))
+        entries.append(entry)
+    return entries, notes
+
+
+def _natural(text: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def open_export(target: Path, workdir: Path) -> tuple[list[Entry], list[str]]:
+    """Entries and notes of the export at `target` (a zip is unpacked into `workdir`)."""
+    problems: list[str] = []
+    if target.is_dir():
+        root = export_root(target)
+    else:
+        unpacked = workdir / "export"
+        unpacked.mkdir(parents=True)
+        problems = unpack(target, unpacked)
+        root = export_root(unpacked)
+    if root is None:
+        raise BadExport(f"{target} does not hold a Gradescope export")
+    return read_export(root, problems)

@@ -1,0 +1,255 @@
+"""The class report: built from results.json files alone, grouped by what was returned.
+
+The first tests write results.json files the way the grader does (results.results_json of a
+Report) for a made-up class, with no kernel; the last ones read the report of the whole graded
+bank and find its known mistakes in the groups.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnist_grader import report, results
+from mnist_grader.checks import CaseResult, QuestionResult
+from mnist_grader.engine import Report
+from tests import bank
+
+ROOT = Path(__file__).resolve().parent.parent
+TEN = "The label set's length is the number of images, not of classes."
+
+
+def shapes_question(label_got: str | None, error: str | None = None) -> QuestionResult:
+    """q4b with one public and one hidden check; label_got None: both pass."""
+    public = CaseResult("label shape", 1.0, True, False)
+    if error:
+        public = CaseResult(
+            "label shape",
+            1.0,
+            False,
+            False,
+            f"Your code raised an error when the check called it:\n  {error}",
+        )
+    elif label_got:
+        public = CaseResult(
+            "label shape",
+            1.0,
+            False,
+            False,
+            f"{TEN}\n  expected: (60000,)\n  got:      {label_got}",
+            TEN,
+            "(60000,)",
+            label_got,
+        )
+    hidden = CaseResult("label shape other arrays", 1.0, True, True)
+    return QuestionResult("q4b", [public, hidden])
+
+
+def top_question(passed: bool) -> QuestionResult:
+    case = CaseResult("first test image", 2.0, passed, False)
+    if not passed:
+        case = CaseResult(
+            "first test image",
+            2.0,
+            False,
+            False,
+            "Wrong class.\n  got:      3",
+            "Wrong class.",
+            "",
+            "3",
+        )
+    return QuestionResult("q5", [case])
+
+
+def write_class(out: Path) -> None:
+    """Seven submissions: two answer (10,), one (28,), one raises, one a hostile string,
+    one passes, one unreadable file."""
+    cases = {
+        "alice": ("(10,)", None, True, 7.0),
+        "bob": ("(10,)", None, False, 9.5),
+        "carol": ("(28,)", None, True, 6.0),
+        "dave": (None, "ValueError: no shapes", True, 30.0),
+        "erin": ("<script>alert(1)</script>", None, True, 8.0),
+        "frank": (None, None, True, 6.5),
+    }
+    for name, (got, error, top, seconds) in cases.items():
+        questions = [shapes_question(got, error), top_question(top)]
+        data = results.results_json(Report(f"{name}.ipynb", "graded", questions, [], seconds))
+        results.write_json(data, out / name / "results.json")
+    broken = [
+        QuestionResult(q.name, [CaseResult(c.name, c.points, False, c.hidden, "not a notebook")
+                                for c in q.cases])
+        for q in [shapes_question(None), top_question(True)]
+    ]  # fmt: skip
+    data = results.results_json(Report("gina.ipynb", "unreadable", broken, [], 0.1))
+    results.write_json(data, out / "gina" / "results.json")
+
+
+@pytest.fixture
+def class_out(tmp_path) -> Path:
+    out = tmp_path / "grades"
+    write_class(out)
+    report.write(out)
+    return out
+
+
+def test_counts_and_groups(class_out):
+    summary = json.loads((class_out / "report.json").read_text())
+    assert summary["submissions"] == 7 and summary["graded"] == 6
+    q4b = summary["questions"][0]
+    assert q4b["name"] == "q4b" and q4b["max_score"] == 2 and q4b["full_marks"] == 1
+    label, hidden = q4b["checks"]
+    assert (label["check"], label["hidden"], label["passed"], label["graded"]) == (
+        "label shape", False, 1, 6
+    )  # fmt: skip
+    assert (hidden["hidden"], hidden["passed"], hidden["wrong_results"]) == (True, 6, [])
+    groups = [
+        (g["got"], g["count"], [m["folder"] for m in g["submissions"]])
+        for g in label["wrong_results"]
+    ]
+    assert groups == [
+        ("(10,)", 2, ["alice", "bob"]),
+        ("(28,)", 1, ["carol"]),
+        ("<script>alert(1)</script>", 1, ["erin"]),
+        ("Your code raised an error when the check called it:", 1, ["dave"]),
+    ]
+    ten = label["wrong_results"][0]
+    assert (ten["message"], ten["expected"]) == (TEN, "(60000,)")
+    assert ten["submissions"][0]["page"] == "alice/feedback.html"
+    q5 = summary["questions"][1]["checks"][0]
+    assert [(g["got"], g["count"]) for g in q5["wrong_results"]] == [("3", 1)]
+
+
+def test_statuses_time_and_scores(class_out):
+    summary = json.loads((class_out / "report.json").read_text())
+    assert {s: [m["folder"] for m in ms] for s, ms in summary["statuses"].items()} == {
+        "graded": ["alice", "bob", "carol", "dave", "erin", "frank"],
+        "unreadable": ["gina"],
+    }
+    assert summary["time"]["median_seconds"] == 7.0
+    assert [s["folder"] for s in summary["time"]["slowest"]] == [
+        "dave", "bob", "erin", "alice", "frank"
+    ]  # fmt: skip
+    assert summary["scores"]["total"] == {"0": 1, "1": 1, "3": 4, "4": 1}
+    assert summary["scores"]["q4b"] == {"0": 1, "1": 5, "2": 1}
+
+
+def test_page_is_self_contained_escaped_and_its_links_resolve(class_out):
+    page = (class_out / "report.html").read_text()
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from the network
+    assert "<svg" in page  # the score plot, inline
+    links = re.findall(r'href="([^"#]+)"', page)
+    assert "alice/feedback.html" in links and "gina/feedback.html" in links
+    for link in links:
+        assert (class_out / link).is_file(), link
+    feedback = (class_out / "erin" / "feedback.html").read_text()
+    assert "<script" not in feedback and 'href="../report.html"' in feedback
+    assert "&lt;script&gt;" in feedback
+
+
+def test_the_report_command_rebuilds_it_from_results_alone(class_out):
+    (class_out / "report.html").unlink()
+    (class_out / "report.json").unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "mnist_grader", "report", str(class_out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((class_out / "report.json").read_text())["graded"] == 6
+    assert (class_out / "report.html").is_file()
+
+
+def test_score_plot_labels_do_not_overlap(tmp_path):
+    """The total's 23 tick labels each keep their own room (they ran into each other)."""
+    import matplotlib.pyplot as plt
+
+    rows = [{**bank.FULL_MARKS, "total": 22}, {**{q: 0 for q in bank.FULL_MARKS}, "total": 0}]
+    maxima = {**bank.FULL_MARKS, "total": 22}
+    fig = results.distribution_figure(rows, list(bank.FULL_MARKS), maxima)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [label.get_window_extent(renderer) for label in ax.get_xticklabels()]
+        for left, right in zip(boxes, boxes[1:], strict=False):
+            assert left.x1 < right.x0, ax.get_title()
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# The graded bank's report: its known mistakes, found in the groups
+# --------------------------------------------------------------------------------------------
+
+
+def bank_groups(graded_bank) -> dict:
+    """(question, check) -> {what was returned: [bank cases]} from the bank's report.json."""
+    summary = json.loads((graded_bank / "report.json").read_text())
+    return {
+        (question["name"], check["check"]): {
+            group["got"]: sorted(m["folder"] for m in group["submissions"])
+            for group in check["wrong_results"]
+        }
+        for question in summary["questions"]
+        for check in question["checks"]
+    }
+
+
+def question_groups(graded_bank, question: str) -> dict[str, set]:
+    """What was returned -> the bank cases that returned it, over all checks of `question`
+    (by value, not by check name: the checks' names and messages may be reworded)."""
+    found: dict[str, set] = {}
+    for (name, _), groups in bank_groups(graded_bank).items():
+        if name == question:
+            for got, cases in groups.items():
+                found.setdefault(got, set()).update(cases)
+    return found
+
+
+@pytest.mark.parametrize(
+    "question, got, case",
+    [
+        ("q4a", "(28, 28, 60000)", "fails_q4a_q4c_reversed_shapes"),
+        ("q4a", "(60000, 28, 28)", "fails_hidden_q4abc_hardcoded_shapes"),
+        ("q4a", "None", "untouched_starter"),
+        ("q4b", "(10,)", "fails_q4b_label_length_10"),
+        ("q4c", "(28, 28, 10000)", "fails_q4a_q4c_reversed_shapes"),
+        ("q4d", "linear", "fails_q4d_logits_without_softmax"),
+        ("q4d", "5", "fails_q4d_five_output_units"),
+        ("q4d", "(20000, 10)", "fails_q4d_predicts_training_set"),
+        ("q5", "(10,)", "fails_q5_argmax_axis0"),
+        ("q5", "7", "fails_q5_always_seven"),
+        ("q6", "no bars", "fails_q6_no_bars"),
+        ("q6", "NoneType", "fails_q6_returns_nothing"),
+    ],
+)
+def test_bank_report_groups_its_known_mistakes(graded_bank, question, got, case):
+    groups = question_groups(graded_bank, question)
+    assert case in groups.get(got, set()), f"{question}: {sorted(groups)}"
+
+
+def test_bank_report_counts(graded_bank):
+    summary = json.loads((graded_bank / "report.json").read_text())
+    graded = [c for c in bank.ALL_CASES if c.status == "graded"]
+    assert summary["submissions"] == len(bank.ALL_CASES) and summary["graded"] == len(graded)
+    everyone = set()
+    for question in summary["questions"]:
+        expected_full = sum(
+            bank.expected_scores(c)[question["name"]] == question["max_score"] for c in graded
+        )
+        assert question["full_marks"] == expected_full, question["name"]
+        for check in question["checks"]:
+            assert check["passed"] + check["failed"] == len(graded)
+            assert sum(g["count"] for g in check["wrong_results"]) == check["failed"]
+            everyone |= {m["folder"] for g in check["wrong_results"] for m in g["submissions"]}
+    assert "passes_all" not in everyone and "fails_q4b_label_length_10" in everyone
+    statuses = {s: {m["folder"] for m in ms} for s, ms in summary["statuses"].items()}
+    for case in bank.ALL_CASES:
+        assert case.name in statuses[case.status]
+    assert len(summary["time"]["slowest"]) == 5
