@@ -123,39 +123,46 @@ def unpack(zip_path: Path, into: Path) -> list[str]:
         raise BadExport(f"{zip_path.name} is not a readable zip ({error})") from None
     with archive:
         for info in archive.infolist():
-            path = _safe_member_path(info.filename)
-            if path is None:
-                problems.append(f"{info.filename}: a path outside the export, not unpacked")
-                continue
-            target = into.joinpath(*path.parts)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                problems.append(f"{info.filename}: a symbolic link, not unpacked")
-                _not_unpacked(target, "was a symbolic link in the export zip")
-                continue
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            wanted = path.suffix in GRADABLE_SUFFIXES or path.name == METADATA_NAME
-            if not wanted:  # a PDF or other file: its name is enough (no notebook? it says so)
-                target.touch()
-                continue
-            limit = MAX_METADATA_BYTES if path.name == METADATA_NAME else MAX_NOTEBOOK_BYTES
             try:
-                with archive.open(info) as member:
-                    data = member.read(limit + 1)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError):
-                problems.append(f"{info.filename}: damaged in the zip, not unpacked")
-                _not_unpacked(target, "was damaged in the export zip")
-                continue
-            written += len(data)
+                problem, size = _unpack_member(archive, info, into)
+            except OSError as error:  # e.g. a file where a folder of the same name must go
+                problem, size = f"{info.filename}: could not be unpacked ({error.strerror})", 0
+            if problem:
+                problems.append(problem)
+            written += size
             if written > MAX_EXPORT_BYTES:
                 raise BadExport(
                     f"{zip_path.name} unpacks to more than {MAX_EXPORT_BYTES // 2**30} GB "
                     "of notebooks; unpack it yourself and grade the folder"
                 )
-            target.write_bytes(data)  # over the limit: the notebook reader says it is too large
     return problems
+
+
+def _unpack_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, into: Path):
+    """Write one member (or not, saying why); returns (problem or "", bytes written)."""
+    path = _safe_member_path(info.filename)
+    if path is None:
+        return f"{info.filename}: a path outside the export, not unpacked", 0
+    target = into.joinpath(*path.parts)
+    if stat.S_ISLNK(info.external_attr >> 16):
+        _not_unpacked(target, "was a symbolic link in the export zip")
+        return f"{info.filename}: a symbolic link, not unpacked", 0
+    if info.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        return "", 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not (path.suffix in GRADABLE_SUFFIXES or path.name == METADATA_NAME):
+        target.touch()  # a PDF or other file: its name is enough (no notebook? it says so)
+        return "", 0
+    limit = MAX_METADATA_BYTES if path.name == METADATA_NAME else MAX_NOTEBOOK_BYTES
+    try:
+        with archive.open(info) as member:
+            data = member.read(limit + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError):
+        _not_unpacked(target, "was damaged in the export zip")
+        return f"{info.filename}: damaged in the zip, not unpacked", 0
+    target.write_bytes(data)  # over the limit: the notebook reader says it is too large
+    return "", len(data)
 
 
 NOT_UNPACKED = ".not-unpacked"  # beside a member that was not unpacked: the reason, for its row

@@ -434,8 +434,17 @@ def feedback_page(data: dict) -> str:
     return "\n".join(parts)
 
 
-def write(out: Path, notes: list[str] = ()) -> dict:
-    """report.json, report.html and each submission's feedback.html, from out/*/results.json."""
+def write(out: Path, notes: list[str] | None = None) -> dict:
+    """report.json, report.html and each submission's feedback.html, from out/*/results.json.
+
+    notes: about the batch as a whole (an export without metadata, say); None keeps those of
+    the report being rebuilt.
+    """
+    if notes is None:
+        try:
+            notes = json.loads((out / "report.json").read_text()).get("notes", [])
+        except (OSError, ValueError, AttributeError):
+            notes = []
     submissions = read_all(out)
     summary = summarize(submissions, notes)
     (out / "report.json").write_text(json.dumps(summary, indent=1))

@@ -316,3 +316,14 @@ def test_a_students_upload_is_never_taken_for_an_export(tmp_path, settings):
     rows = batch.grade_batch(crafted, out, settings, progress=False, exports=False)
     assert [(row["file"], row["status"]) for row in rows] == [(crafted.name, "unreadable")]
     assert "exactly one notebook" in (out / "mnist_first_steps" / "results.json").read_text()
+
+
+def test_a_member_that_cannot_be_written_is_said_and_the_rest_unpacked(tmp_path, notebooks):
+    archive = tmp_path / "clash.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("submission_1/" + NOTEBOOK_NAME, notebooks[0])
+        out.writestr(f"submission_1/{NOTEBOOK_NAME}/inside.ipynb", notebooks[1])
+        out.writestr("submission_2/" + NOTEBOOK_NAME, notebooks[1])
+    entries, notes = gradescope_export.open_export(archive, tmp_path / "work")
+    assert len(notes) == 2 and "could not be unpacked (File exists)" in notes[0]
+    assert [e.notebook.read_bytes() for e in entries] == list(notebooks)
