@@ -297,5 +297,5 @@ def _grade_all(
     if rows:
         from . import report
 
-        report.write(out, notes=notes)
+        report.write(out, notes=notes, folders=[s.name for s in submissions])
     return rows

@@ -29,6 +29,7 @@ GRADABLE_SUFFIXES = (".ipynb", ".zip")
 # What unpacking an export may write in all (each file is also capped at the notebook limit).
 MAX_EXPORT_BYTES = 4 * 2**30
 MAX_METADATA_BYTES = 20 * 2**20
+MAX_MEMBERS = 200_000
 
 NO_NOTEBOOK = "no notebook"
 MISSING_FOLDER = "missing folder"
@@ -122,6 +123,8 @@ def unpack(zip_path: Path, into: Path) -> list[str]:
     except (zipfile.BadZipFile, OSError) as error:
         raise BadExport(f"{zip_path.name} is not a readable zip ({error})") from None
     with archive:
+        if len(archive.infolist()) > MAX_MEMBERS:
+            raise BadExport(f"{zip_path.name} holds more than {MAX_MEMBERS} files")
         for info in archive.infolist():
             try:
                 problem, size = _unpack_member(archive, info, into)

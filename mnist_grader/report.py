@@ -34,10 +34,15 @@ SLOWEST_SHOWN = 5
 FEEDBACK_PAGE = "feedback.html"
 
 
-def read_all(out: Path) -> list[dict]:
-    """Every submission's results.json under `out`, with its folder name, in folder order."""
+def read_all(out: Path, folders: list[str] | None = None) -> list[dict]:
+    """Every submission's results.json under `out` (or those of `folders`), with its folder
+    name, in folder order."""
     found = []
-    for path in sorted(out.glob("*/results.json"), key=lambda p: _natural(p.parent.name)):
+    if folders is None:
+        paths = list(out.glob("*/results.json"))
+    else:
+        paths = [out / name / "results.json" for name in folders]
+    for path in sorted(paths, key=lambda p: _natural(p.parent.name)):
         try:
             data = results_module.read_results(path)
         except (OSError, ValueError, KeyError):
@@ -434,18 +439,19 @@ def feedback_page(data: dict) -> str:
     return "\n".join(parts)
 
 
-def write(out: Path, notes: list[str] | None = None) -> dict:
+def write(out: Path, notes: list[str] | None = None, folders: list[str] | None = None) -> dict:
     """report.json, report.html and each submission's feedback.html, from out/*/results.json.
 
     notes: about the batch as a whole (an export without metadata, say); None keeps those of
-    the report being rebuilt.
+    the report being rebuilt. folders: the batch's submissions (not those an earlier batch
+    left in `out`); None: every folder with a results.json.
     """
     if notes is None:
         try:
             notes = json.loads((out / "report.json").read_text()).get("notes", [])
         except (OSError, ValueError, AttributeError):
             notes = []
-    submissions = read_all(out)
+    submissions = read_all(out, folders)
     summary = summarize(submissions, notes)
     (out / "report.json").write_text(json.dumps(summary, indent=1))
     for data in submissions:

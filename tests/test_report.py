@@ -167,6 +167,17 @@ def test_the_report_command_rebuilds_it_from_results_alone(class_out):
     assert (class_out / "report.html").is_file()
 
 
+def test_a_batch_reports_only_its_own_submissions(class_out):
+    """An earlier batch's results left in OUT are not this batch's class."""
+    mine = ["alice", "bob", "carol", "dave", "erin", "frank", "gina"]
+    (class_out / "old_run").mkdir()
+    (class_out / "old_run" / "results.json").write_text(
+        (class_out / "bob/results.json").read_text()
+    )
+    assert report.write(class_out, folders=mine)["submissions"] == 7
+    assert report.write(class_out)["submissions"] == 8  # the rebuild command reads every folder
+
+
 def test_score_plot_labels_do_not_overlap(tmp_path):
     """The total's 23 tick labels each keep their own room (they ran into each other)."""
     import matplotlib.pyplot as plt
