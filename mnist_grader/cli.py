@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"class report: {args.out}/report.html")
         if (args.out / "gradescope_scores.csv").is_file():
             print(f"scores to upload: {args.out}/gradescope_scores.csv, canvas_scores.csv")
+            unnamed = [row["file"] for row in rows if not (row["sid"] or row["email"])]
+            if unnamed:
+                print(f"not in them (no SID or email in the export): {', '.join(unnamed)}")
     elif args.command == "report":
         from . import report
 

@@ -29,6 +29,8 @@ from . import results as results_module
 
 GRADED = "graded"
 STATUS_ORDER = ["graded", "unreadable", "out of time", "kernel died", "grader error"]
+# Statuses of submissions that ran in a kernel: the others took no time worth a median.
+RAN = ("graded", "out of time", "kernel died")
 GROUPS_SHOWN = 5  # per check in the page; the rest fold away (all of them are in report.json)
 SLOWEST_SHOWN = 5
 FEEDBACK_PAGE = "feedback.html"
@@ -84,7 +86,8 @@ def summarize(submissions: list[dict], notes: list[str] = ()) -> dict:
     for data in submissions:
         statuses.setdefault(data["extra_data"]["status"], []).append(_link(data))
     ordered = sorted(statuses, key=lambda s: (STATUS_ORDER + [s]).index(s))
-    seconds = [float(s.get("execution_time", 0.0)) for s in submissions]
+    ran = [s for s in submissions if s["extra_data"]["status"] in RAN]
+    seconds = [float(s.get("execution_time", 0.0)) for s in ran]
     slowest = sorted(submissions, key=lambda s: -float(s.get("execution_time", 0.0)))
     totals = [float(s["score"]) for s in submissions]
     return {
@@ -357,7 +360,9 @@ def render(summary: dict, plot_svg: str = "") -> str:
 
     time = summary["time"]
     out.append('<h2 id="time">Time per submission</h2>')
-    out.append(f"<p>Median: {time['median_seconds']:g} s. Slowest:</p><ol>")
+    out.append(
+        f"<p>Median of the submissions that ran: {time['median_seconds']:g} s. Slowest:</p><ol>"
+    )
     out += [
         f'<li><a href="{_e(s["page"])}">{_e(s["who"])}</a>: {s["seconds"]:g} s</li>'
         for s in time["slowest"]

@@ -149,7 +149,8 @@ def write_score_uploads(graded, out: Path) -> int:
 
 
 def table(rows: list[dict], question_names: list[str]) -> str:
-    headers = ["file", "total", *question_names, "status"]
+    named = ["name"] if rows and "name" in rows[0] else []  # a Gradescope export's
+    headers = ["file", *named, "total", *question_names, "status"]
     cells = [
         [f"{row[h]:g}" if isinstance(row[h], float) else str(row[h]) for h in headers]
         for row in rows
