@@ -88,10 +88,15 @@ def export_root(folder: Path) -> Path | None:
 
     if is_root(folder):
         return folder
-    children = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    children = [p for p in folder.iterdir() if p.is_dir() and not _ignored(p.name)]
     if len(children) == 1 and not children[0].is_symlink() and is_root(children[0]):
         return children[0]
     return None
+
+
+def _ignored(name: str) -> bool:
+    """Folders no submission is in: hidden ones, and what macOS adds when it zips a folder."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def is_export(target: Path) -> bool:
@@ -237,7 +242,7 @@ def read_export(root: Path, problems: list[str] | None = None) -> tuple[list[Ent
     folders = {
         p.name: p
         for p in sorted(root.iterdir())
-        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        if p.is_dir() and not p.is_symlink() and not _ignored(p.name)
     }
     names = sorted(set(folders) | set(metadata or {}), key=_natural)
     entries = []

@@ -102,7 +102,9 @@ def export_folder(root: Path, good: bytes, wrong: bytes) -> Path:
 
 
 def zip_folder(folder: Path, target: Path, inside: str = "assignment_4242_export") -> Path:
+    """The folder zipped as macOS's Finder would (it adds __MACOSX/ with "._" files)."""
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"__MACOSX/{inside}/submission_1001/._{NOTEBOOK_NAME}", b"\x00\x05")
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 archive.write(path, f"{inside}/{path.relative_to(folder)}")
