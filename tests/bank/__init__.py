@@ -219,6 +219,66 @@ def predict_probs(model, images):
         },
     ),
     Case(
+        "fails_q4d_no_input_layer",
+        "a Sequential model without keras.Input: it builds only when it first trains, so "
+        "build_model() returns a model that takes no input shape yet; only the input check fails",
+        {
+            "build_model": """
+def build_model():
+    model = keras.Sequential([
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+"""
+        },
+        {"q4d": 6},
+        feedback={
+            "q4d/model takes 28x28 images": "The model should take one 28x28 image per example (start it with keras.Input(shape=(28, 28))).",
+        },
+    ),
+    Case(
+        "fails_q4d_softmax_applied_twice",
+        "predict_probs applies softmax to what the softmax model already returns: the right "
+        "shape, the wrong values (flattened probabilities); the two value checks fail",
+        {
+            "predict_probs": """
+def predict_probs(model, images):
+    return keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(images, verbose=0)))
+"""
+        },
+        {"q4d": 5},
+        feedback={
+            "q4d/probs are the models output": "predict_probs should return the model's own output for the images it is given (model.predict(images)), unchanged.",
+            "q4d/probs of random images": "predict_probs should return the model's own output for the images it is given (model.predict(images)), unchanged.",
+        },
+    ),
+    Case(
+        "fails_q4d_learning_rate_too_small",
+        "adam with learning_rate=1e-6: everything is as asked, but the model barely learns; only "
+        "the trained model's accuracy check fails",
+        {
+            "build_model": """
+def build_model():
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-6),
+                  loss="sparse_categorical_crossentropy")
+    return model
+"""
+        },
+        {"q4d": 6},
+        feedback={
+            "q4d/trained model accuracy": "The trained model should classify at least 90% of the test images correctly.",
+        },
+    ),
+    Case(
         "fails_q5_argmax_axis0",
         "np.argmax(probs, axis=0): right for one row, wrong for several rows",
         {
@@ -309,6 +369,67 @@ def plot_prediction(image, probs):
             "q6/bars labelled 0 to 9": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
             "q6/predicted bar stands out": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
             "q6/random image and probabilities": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
+        },
+    ),
+    Case(
+        "fails_q6_no_image",
+        "the bar chart alone, without the image: only the image checks fail",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    probs = np.asarray(probs)
+    fig, ax = plt.subplots()
+    colors = ["tab:blue"] * 10
+    colors[int(np.argmax(probs))] = "tab:red"
+    ax.bar(range(10), probs, color=colors)
+    ax.set_xticks(range(10))
+    return fig
+"""
+        },
+        {"q6": 3},
+        feedback={
+            "q6/shows the image": "The figure should show the 28x28 image it was given (imshow(image)).",
+            "q6/random image and probabilities": "The figure should show the 28x28 image it was given (imshow(image)).",
+        },
+    ),
+    Case(
+        "fails_q6_bars_not_labelled",
+        "bars without their class labels (matplotlib's default ticks label every other bar): "
+        "only the label check fails",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    probs = np.asarray(probs)
+    fig, (left, right) = plt.subplots(1, 2)
+    left.imshow(image, cmap="gray")
+    colors = ["tab:blue"] * 10
+    colors[int(np.argmax(probs))] = "tab:red"
+    right.bar(range(10), probs, color=colors)
+    return fig
+"""
+        },
+        {"q6": 4},
+        feedback={
+            "q6/bars labelled 0 to 9": "Label each bar with its class, 0 to 9, on the x axis (e.g. ax.set_xticks(range(10))).",
+        },
+    ),
+    Case(
+        "fails_q6_predicted_bar_not_highlighted",
+        "every bar in the same colour: only the highlight checks fail",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    fig, (left, right) = plt.subplots(1, 2)
+    left.imshow(image, cmap="gray")
+    right.bar(range(10), probs)
+    right.set_xticks(range(10))
+    return fig
+"""
+        },
+        {"q6": 3},
+        feedback={
+            "q6/predicted bar stands out": "Make the predicted class's bar stand out (a different colour, for example).",
+            "q6/random image and probabilities": "Make the predicted class's bar stand out (a different colour, for example).",
         },
     ),
 ]
