@@ -259,10 +259,10 @@ def _grade_all(
 ):
     out.mkdir(parents=True, exist_ok=True)
     private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
-    sandbox.protect(private)
     test_files = checks.load_test_files(settings.checks_dir / "tests")  # before any kernel runs
     question_names = [test_file.name for test_file in test_files]
     with (
+        sandbox.protected(private),
         tempfile.TemporaryDirectory(prefix="mnist-export-", dir=sandbox.work_root()) as unpacked,
         sandbox.hidden(target if target.is_dir() else None),
     ):

@@ -263,17 +263,25 @@ def work_root() -> Path | None:
     return folder
 
 
-def protect(paths) -> None:
-    """Make folders root's alone (mode 700), so that a sandboxed kernel cannot read them.
+@contextlib.contextmanager
+def protected(paths):
+    """While grading, folders are root's alone (mode 700), so that a sandboxed kernel cannot
+    read them; their modes are put back after, as the instructor had them.
 
     Used on what a submission must never see: the checks (hidden ones included), the master and
     the solutions, the repository's history, the grades. The kernel only needs the venv.
     """
     if not is_root():
+        yield
         return
-    for path in paths:
-        if path.is_dir():
-            path.chmod(0o700)
+    modes = {path: path.stat().st_mode & 0o7777 for path in paths if path.is_dir()}
+    for path in modes:
+        path.chmod(0o700)
+    try:
+        yield
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
 
 
 def sweep(uid: int) -> int:

@@ -69,9 +69,17 @@ def bank_dir(tmp_path_factory) -> Path:
     return folder
 
 
+# The modes of the checkout's private folders before the bank was graded (grading closes them
+# to the sandbox, then must put them back).
+PRIVATE_MODES_BEFORE: dict[Path, int] = {}
+
+
 @pytest.fixture(scope="session")
 def graded_bank(bank_dir, settings, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("grades")
+    for name in batch.PRIVATE_FOLDERS:
+        if (ROOT / name).is_dir():
+            PRIVATE_MODES_BEFORE[ROOT / name] = (ROOT / name).stat().st_mode & 0o7777
     batch.grade_batch(bank_dir, out, settings, jobs=2, progress=False)
     return out
 

@@ -13,7 +13,7 @@ import psutil
 
 from mnist_grader import batch, engine, sandbox
 from tests.bank import hostile
-from tests.conftest import read_results
+from tests.conftest import PRIVATE_MODES_BEFORE, read_results
 
 SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + 64)
 
@@ -62,7 +62,7 @@ def test_hidden_checks_never_reach_the_feedback(graded_bank, dist):
     for path in (dist / "autograder" / "tests").glob("*.py"):
         hidden += re.findall(r"hidden=True\)\ndef (\w+)", path.read_text())
     leak = read_results(graded_bank, "reads_the_checks")["output"]
-    assert "LEAK" in leak  # the submission ran and reported what it could read...
+    assert "LEAK readable=[]" in leak  # the submission ran and could read none of them...
     for path in graded_bank.glob("*/results.json"):
         text = path.read_text()
         assert "hidden=True" not in text  # ...which never includes a hidden check
@@ -95,3 +95,17 @@ def test_same_submission_same_score(bank_dir, settings, tmp_path):
     scores = [{k: v for k, v in row.items() if k != "file"} for row in rows]
     assert scores == [scores[0]] * 3
     assert scores[0]["total"] == 22
+
+
+def test_private_folders_get_their_modes_back(graded_bank):
+    """Closed to the sandbox while grading (reads_the_checks proves it), put back after: a
+    checkout where the suite ran is not left root-only."""
+    assert PRIVATE_MODES_BEFORE, "conftest records the modes before the bank is graded"
+    for path, mode in PRIVATE_MODES_BEFORE.items():
+        assert path.stat().st_mode & 0o7777 == mode, path
+
+
+def test_a_right_notebook_reports_no_cell_problems(graded_bank):
+    """otter's own cells (grader = otter.Notebook(...), grader.check(...)) are skipped, not run
+    and reported as errors."""
+    assert "While running your notebook" not in read_results(graded_bank, "passes_all")["output"]

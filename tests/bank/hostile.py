@@ -141,22 +141,28 @@ subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     ),
     Case(
         "reads_the_checks",
-        "looks for the hidden checks and the master notebook and puts "
-        "them in its error messages: it can't read them, they never reach the feedback",
+        "looks for the hidden checks, the master notebook and the solutions (also in the "
+        "checkout that holds its venv) and puts them in its error messages: it can't read them, "
+        "they never reach the feedback",
         starter=True,
         scores=ZERO,
         cells=[
             """
-import glob
-found = []
+import glob, os, sys
+found, readable = [], []
+checkout = os.path.dirname(sys.prefix)  # the venv lives in the checkout
+private = [checkout + "/autograder/master/mnist_exercise.py", checkout + "/solutions/rubric.md",
+           checkout + "/tests/bank/__init__.py", checkout + "/.git/config"]
 for pattern in ["/work/**/tests/q*.py", "/tmp/**/tests/q*.py", "/autograder/**/q*.py",
-                "/work/**/master/*.ipynb", "/work/**/solutions/*.ipynb"]:
+                "/work/**/master/*.ipynb", "/work/**/solutions/*.ipynb", *private]:
     for path in glob.glob(pattern, recursive=True):
         try:
             found.append(open(path).read())
         except OSError:
             pass
-raise RuntimeError("LEAK " + " ".join(found).replace("\\n", " ")[:4000])
+        else:
+            readable += [path] if path in private else []
+raise RuntimeError(f"LEAK readable={readable} " + " ".join(found).replace("\\n", " ")[:4000])
 """
         ],
     ),
