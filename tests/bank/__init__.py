@@ -447,8 +447,12 @@ def expected_scores(case: Case) -> dict:
 
 
 def _functions(source: str) -> dict[str, str]:
-    """Top-level function definitions in `source`: name -> source text."""
-    tree = ast.parse(source)
+    """Top-level function definitions in `source`: name -> source text (none in a cell of IPython
+    commands, such as the notebook's first cell, `%pip install ...`)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
     return {
         node.name: ast.get_source_segment(source, node)
         for node in tree.body
