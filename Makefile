@@ -25,6 +25,7 @@ JOBS ?= 2
 # grading limits for `make grade`, e.g. LIMITS="--cell-seconds 30 --check-seconds 10"
 LIMITS ?=
 MASTER := autograder/master/mnist_first_steps.ipynb autograder/master/mnist_exercise.py \
+	autograder/master/answers_pdf.py requirements.txt \
 	solutions/rubric.md mnist_grader/variants.py
 
 .PHONY: help setup assignment checks autograder bank grade test lint bench clean

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import DIST_DIR, MASTER_DIR, MASTER_NOTEBOOK, variants
+from . import DIST_DIR, MASTER_DIR, MASTER_NOTEBOOK, PROJECT_ROOT, variants
 
 NOTEBOOK_NAME = MASTER_NOTEBOOK.name
 
@@ -37,7 +37,40 @@ def run_otter_assign(dist: Path = DIST_DIR, master_dir: Path = MASTER_DIR) -> Pa
     )
     for notebook in dist.rglob("*.ipynb"):
         renumber_cell_ids(notebook)
+    (dist / "student" / "requirements.txt").write_text(student_requirements())
     return dist
+
+
+STUDENT_PYTHONS = ("3.10", "3.11", "3.12", "3.13")  # what tensorflow 2.21 has wheels for
+
+
+def student_requirements() -> str:
+    """assignment/requirements.txt: the project's pins above its development line, so that
+    students run what the course tested. tensorflow-cpu has no macOS wheels: macOS gets the
+    same version of tensorflow."""
+    from .package import DEVELOPMENT_LINE
+
+    text = (PROJECT_ROOT / "requirements.txt").read_text()
+    lines = [
+        f"# What {NOTEBOOK_NAME} needs, for Python {STUDENT_PYTHONS[0]} to {STUDENT_PYTHONS[-1]} "
+        "(written by `make assignment`",
+        "# from the course's pins). On your computer, in a terminal in this folder:",
+        "#     python -m pip install -r requirements.txt jupyterlab",
+        "# On Colab, the notebook's first cell installs what Colab lacks.",
+    ]
+    for line in text[: text.index(DEVELOPMENT_LINE)].splitlines():
+        pin = line.split("#")[0].strip()
+        if not pin:
+            continue
+        if pin.startswith("tensorflow-cpu=="):
+            requirement, _, marker = (part.strip() for part in pin.partition(";"))
+            also = f"{marker} and " if marker else ""
+            lines.append(f'{requirement}; {also}sys_platform != "darwin"')
+            version = requirement.removeprefix("tensorflow-cpu==")
+            lines.append(f'tensorflow=={version}; {also}sys_platform == "darwin"')
+        else:
+            lines.append(pin)
+    return "\n".join(lines) + "\n"
 
 
 def renumber_cell_ids(path: Path) -> None:

@@ -48,13 +48,14 @@ def _data_entries(data_file: Path, checks_dir: Path) -> list[tuple[str, bytes]]:
     return entries
 
 
+STUDENTS_LINE = "# --- students' machines too"
 DEVELOPMENT_LINE = "# --- development only"
 
 
 def grading_requirements() -> str:
-    """requirements.txt up to its development line: what grading needs, for the zip's setup.sh."""
+    """requirements.txt up to its students' line: what grading needs, for the zip's setup.sh."""
     text = (PROJECT_ROOT / "requirements.txt").read_text()
-    return text[: text.index(DEVELOPMENT_LINE)]
+    return text[: text.index(STUDENTS_LINE)]
 
 
 def build_zip(data_file: Path, checks_dir: Path = CHECKS_DIR, target: Path = ZIP_PATH) -> Path:

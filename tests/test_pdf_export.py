@@ -4,7 +4,9 @@ The reference solution, built now from the master by otter assign, is run the wa
 it (every cell from the top, File > Save, then the export cell). The PDF in the zip that cell makes
 must hold the written answers to the manual questions (1-3) and the plot of Question 6
 (`export: true`), each question starting on a new page, and none of the other questions. The
-expected answers and headings are read from the master, not copied here.
+expected answers and headings are read from the master, not copied here. Here pandoc and XeLaTeX
+are installed, so the export cell makes it with otter's export; tests/test_pdf_without_latex.py
+makes it where they are not (and on Colab) and reuses the helpers below.
 
 Needs Debian's pandoc and texlive-xetex (otter's LaTeX exporter) and poppler-utils (reading the
 PDF back); without them the PDF tests are skipped (failed in CI, which installs them).
@@ -24,6 +26,7 @@ import nbformat
 import numpy as np
 import pytest
 import yaml
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from PIL import Image
 
@@ -34,6 +37,7 @@ MASTER = ROOT / "autograder" / "master" / "mnist_first_steps.ipynb"
 NOTEBOOK = MASTER.name
 PDF = Path(NOTEBOOK).with_suffix(".pdf").name
 TOOLS = ("pandoc", "xelatex", "pdftotext", "pdfimages")
+EXPORT_CALL = "answers_pdf.export(grader)"
 APT = "pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic poppler-utils"
 
 pytestmark = pytest.mark.pdf
@@ -115,14 +119,13 @@ def test_written_answer_cells_say_where_to_type(dist):
     assert answer_cells == ["_Type your answer here, replacing this text._"] * len(WRITTEN)
 
 
-def test_export_cell_makes_a_pdf_without_running_the_tests(dist):
-    cell = next(
-        c for c in nbformat.read(dist / "student" / NOTEBOOK, 4).cells if "export(" in c.source
-    )
-    call = cell.source.splitlines()[-1]
-    assert call.startswith("grader.export("), call
-    assert "pdf=False" not in call and "filtering=False" not in call, call
-    assert "run_tests=True" not in call, f"the export would run the checks again: {call}"
+def test_export_cell_is_the_last_cell_and_exports(dist):
+    """The notebook's own export cell (otter's, which needs LaTeX, is turned off): last, locked."""
+    cells = nbformat.read(dist / "student" / NOTEBOOK, 4).cells
+    exporting = [c for c in cells if "export(" in c.source]
+    assert exporting == [cells[-1]], "one export cell, the last"
+    assert cells[-1].source.splitlines()[-1] == EXPORT_CALL
+    assert cells[-1].metadata.get("editable") is False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,10 +133,21 @@ def test_export_cell_makes_a_pdf_without_running_the_tests(dist):
 # ---------------------------------------------------------------------------------------------
 
 
-def run_like_a_student(notebook: Path, env: dict[str, str]) -> nbformat.NotebookNode:
-    """Run every cell in order; save the notebook (with outputs) just before the export cell,
-    which exports the saved file, as a student does with File > Save."""
-    nb = nbformat.read(notebook, as_version=4)
+def student_folder(dist: Path, work: Path, notebook: Path) -> Path:
+    """What a student has: the handed-out files (support modules, requirements.txt, tests/), with
+    `notebook` (e.g. the reference solution) as theirs."""
+    shutil.copytree(dist / "student", work, dirs_exist_ok=True)
+    shutil.copyfile(notebook, work / NOTEBOOK)
+    return work / NOTEBOOK
+
+
+def run_like_a_student(
+    notebook: Path, env: dict[str, str], save=None, startup: str = "", nb=None
+) -> nbformat.NotebookNode:
+    """Run every cell of `notebook` (or of `nb`, in `notebook`'s folder) in order; save it (with
+    outputs) just before the export cell, which exports the saved file, as a student does with
+    File > Save (or call `save(nb)` instead). `startup` runs first, as a kernel's own start-up."""
+    nb = nb or nbformat.read(notebook, as_version=4)
     client = NotebookClient(
         nb,
         timeout=300,
@@ -144,11 +158,30 @@ def run_like_a_student(notebook: Path, env: dict[str, str]) -> nbformat.Notebook
         for name, value in env.items():
             patch.setenv(name, value)
         with client.setup_kernel():
+            if startup:
+                reply = run_sync(client.kc.execute_interactive)(startup, timeout=60)
+                assert reply["content"]["status"] == "ok", reply["content"]
             for index, cell in enumerate(nb.cells):
-                if "grader.export(" in cell.source:
-                    nbformat.write(nb, notebook)
+                if EXPORT_CALL in cell.source:
+                    (save or (lambda nb: nbformat.write(nb, notebook)))(nb)
                 client.execute_cell(cell, index)
     return nb
+
+
+def read_back(pdf: Path) -> list[str]:
+    """The text of each page (its page number left out)."""
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return [re.sub(r"\n\s*\d+\s*$", "", page.strip()) for page in text.split("\f")[:-1]]
+
+
+def shown(cell) -> str:
+    """What a cell printed (stream text and plain-text results)."""
+    return "".join(
+        str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+        for output in cell.outputs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,23 +189,18 @@ def exported(dist, data_file, tmp_path_factory) -> dict:
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     require(not missing, f"PDF export needs {', '.join(missing)} (apt-get install {APT})")
     work = tmp_path_factory.mktemp("pdf")
-    shutil.copyfile(dist / "autograder" / NOTEBOOK, work / NOTEBOOK)  # the reference solution
-    shutil.copyfile(dist / "student" / "mnist_exercise.py", work / "mnist_exercise.py")
-    shutil.copytree(dist / "student" / "tests", work / "tests")
+    notebook = student_folder(dist, work, dist / "autograder" / NOTEBOOK)  # the reference
     env = {"MNIST_NPZ": str(data_file), "MNIST_EPOCHS": "1", "MNIST_TRAIN_IMAGES": "2000"}
-    nb = run_like_a_student(work / NOTEBOOK, env)
+    nb = run_like_a_student(notebook, env)
 
-    export_cell = next(c for c in nb.cells if "grader.export(" in c.source)
+    export_cell = next(c for c in nb.cells if EXPORT_CALL in c.source)
     zips = list(work.glob("*.zip"))
     assert len(zips) == 1, f"the export cell made {len(zips)} zip files"
     with zipfile.ZipFile(zips[0]) as archive:
         assert PDF in archive.namelist(), f"no PDF in the submission zip: {archive.namelist()}"
         (work / "from_zip.pdf").write_bytes(archive.read(PDF))
     pdf = work / "from_zip.pdf"
-    text = subprocess.run(
-        ["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
-    pages = [re.sub(r"\n\s*\d+\s*$", "", page.strip()) for page in text.split("\f")[:-1]]
+    pages = read_back(pdf)
     return {"work": work, "nb": nb, "pdf": pdf, "pages": pages, "export_cell": export_cell}
 
 
@@ -203,11 +231,11 @@ def heading_pages(pages: list[str]) -> dict[str, int]:
 
 
 def test_export_cell_did_not_run_the_tests(exported):
-    shown = "".join(
-        str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
-        for output in exported["export_cell"].outputs
-    )
-    assert "Running your submission against local test cases" not in shown
+    assert "Running your submission against local test cases" not in shown(exported["export_cell"])
+
+
+def test_export_cell_says_it_used_latex(exported):
+    assert "with pandoc and XeLaTeX" in shown(exported["export_cell"])
 
 
 def test_each_exported_question_starts_a_page_in_order(exported):
@@ -238,33 +266,38 @@ def test_other_questions_are_left_out(exported):
 def test_question_6_plot_is_the_one_picture(exported):
     """The picture is the notebook's plot, pixel for pixel, on Question 6's pages; the figures the
     checks draw (grader.check("q6")) must not show up as well."""
-    pdf, nb = exported["pdf"], exported["nb"]
+    found = pictures(exported["pdf"])
+    assert len(found) == 1, f"expected only the Question 6 plot in the PDF, found {found}"
+    assert_plot_is_on_its_page(exported, found[0])
+
+
+def notebook_plot(nb) -> bytes:
+    """The PNG that the provided Question 6 cell drew in the notebook."""
     plot_cell = next(
         c for c in nb.cells if c.cell_type == "code" and "plot_prediction(x_test" in c.source
     )
     plots = [o.data["image/png"] for o in plot_cell.outputs if "image/png" in o.get("data", {})]
     assert len(plots) == 1, "the provided Question 6 cell should draw one figure"
+    return base64.b64decode(plots[0])
 
-    found = pictures(pdf)
-    assert len(found) == 1, f"expected only the Question 6 plot in the PDF, found {found}"
-    picture = found[0]
-    assert picture["page"] - 1 >= heading_pages(exported["pages"])["q6"]
 
-    prefix = exported["work"] / "picture"
+def picture_pixels(pdf: Path, picture: dict, prefix: Path) -> np.ndarray:
+    """One picture of `pictures(pdf)`, as pdfimages extracts it (RGB)."""
+    page = picture["page"]
+    listing = subprocess.run(
+        ["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[2:]
+    first = min(int(row.split()[1]) for row in listing if int(row.split()[0]) == page)
     subprocess.run(
-        [
-            "pdfimages",
-            "-png",
-            "-f",
-            str(picture["page"]),
-            "-l",
-            str(picture["page"]),
-            str(pdf),
-            str(prefix),
-        ],
-        check=True,
+        ["pdfimages", "-png", "-f", str(page), "-l", str(page), str(pdf), str(prefix)], check=True
     )
-    in_pdf = Image.open(f"{prefix}-000.png").convert("RGB")
-    in_notebook = Image.open(io.BytesIO(base64.b64decode(plots[0]))).convert("RGB")
-    assert in_pdf.size == in_notebook.size
-    assert np.array_equal(np.asarray(in_pdf), np.asarray(in_notebook))
+    extracted = Image.open(f"{prefix}-{picture['number'] - first:03d}.png")
+    return np.asarray(extracted.convert("RGB"))
+
+
+def assert_plot_is_on_its_page(exported: dict, picture: dict) -> None:
+    assert picture["page"] - 1 >= heading_pages(exported["pages"])["q6"]
+    in_pdf = picture_pixels(exported["pdf"], picture, exported["work"] / "picture")
+    in_notebook = np.asarray(Image.open(io.BytesIO(notebook_plot(exported["nb"]))).convert("RGB"))
+    assert in_pdf.shape == in_notebook.shape
+    assert np.array_equal(in_pdf, in_notebook)
