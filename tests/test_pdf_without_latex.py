@@ -64,6 +64,7 @@ STUB = Path(__file__).resolve().parent / "colab_stub"
 POPPLER = ("pdftotext", "pdfimages", "pdffonts")
 NON_ASCII = "café naïve Ωσμ жизнь 中文字 ≤ ≈"
 MARKDOWN = "Also **bold**, _emphasis_, `top_class(probs)` and $\\sigma(x)$:\n\n- one\n- two\n"
+DISPLAY_MATH = "$$\\sum_{i=0}^{9} p_i = 1$$\n\n$$\\begin{aligned} a &= b \\end{aligned}$$\n"
 LONG_SENTENCE = "Each epoch the optimizer lowers the loss a little more on the training batches. "
 NO_LATEX_PATH = str(Path(sys.executable).parent)  # python, pip, jupyter: no pandoc, no xelatex
 
@@ -128,7 +129,7 @@ def colab(dist, data_file, tmp_path_factory) -> dict:
     student_folder(dist, work, dist / "student" / NOTEBOOK)
     nb = nbformat.read(dist / "autograder" / NOTEBOOK, as_version=4)  # the reference solution
     q1, q2, q3 = answers(nb)
-    q1.source += f"\n\n{NON_ASCII}\n\n{MARKDOWN}"
+    q1.source += f"\n\n{NON_ASCII}\n\n{MARKDOWN}\n{DISPLAY_MATH}"
     q2.source += "\n\n" + LONG_SENTENCE * 120
     q3.source += "\n\n![my diagram](attachment:diagram.png)\n"
     q3["attachments"] = {"diagram.png": {"image/png": base64.b64encode(a_picture()).decode()}}
@@ -241,10 +242,17 @@ def test_colab_long_answer_runs_onto_further_pages_of_its_question(colab):
     assert " ".join(text.split()).count(LONG_SENTENCE.strip()) == 120
 
 
+def test_colab_display_math_drawn_or_shown_as_typed(colab):
+    """$$...$$ that matplotlib's mathtext can draw is a picture; the rest stays as typed."""
+    maths = pictures(colab["pdf"])[0]
+    assert maths["page"] - 1 == heading_pages(colab["pages"])["q1"]
+    assert "\\begin{aligned} a &= b \\end{aligned}" in "\n".join(page_of(colab["pages"], "q1"))
+
+
 def test_colab_pasted_picture_and_plot_on_their_pages(colab):
     found = pictures(colab["pdf"])
-    assert len(found) == 2, f"the pasted picture and the plot, found {found}"
-    pasted, plot = found
+    assert len(found) == 3, f"the maths, the pasted picture and the plot, found {found}"
+    _, pasted, plot = found
     starts = heading_pages(colab["pages"])
     assert starts["q3"] <= pasted["page"] - 1 < starts["q6"]
     in_pdf = picture_pixels(colab["pdf"], pasted, colab["work"] / "pasted")
@@ -281,7 +289,7 @@ def test_laptop_without_latex(colab, dist, tmp_path, capsys):
     pages = read_back(tmp_path / pdf)
     for name in WRITTEN:
         assert contains(words("\n".join(page_of(pages, name))), words(QUESTIONS[name]["answer"]))
-    assert len(pictures(tmp_path / pdf)) == 2
+    assert len(pictures(tmp_path / pdf)) == 3
     assert notebook.is_file()
 
 

@@ -37,10 +37,10 @@ BEGIN, END = "<!-- BEGIN QUESTION -->", "<!-- END QUESTION -->"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
 PIXELS_PER_INCH = 96  # how large a picture is drawn (then shrunk to the page's width)
 MAX_IMAGE_PIXELS = 40_000_000
-# What XeLaTeX's default fonts (otter's template) print: Latin, its punctuation and a few signs.
-# Anything else (σ, ж, ≤, 中, emoji) vanishes from its PDF without an error, so it goes the
-# fpdf2 way instead.
-LATEX_SAFE = re.compile(r"[\t\n\r\x20-\x7e\xa0-\u024f\u2010-\u2027\u2030-\u205e€™→√∞½²³¹Ω]*")
+# What XeLaTeX's default fonts (otter's template) were seen to print: Latin, its punctuation and
+# a few signs. Anything else (σ, ж, ≤, 中, emoji) vanishes from its PDF without an error, so it
+# goes the fpdf2 way instead.
+LATEX_SAFE = re.compile(r"[\t\n\r\x20-\x7e\xa0-\u017f\u2010-\u2027€™→√∞½²Ω]*")
 # Fonts with wide coverage that systems commonly have, tried for characters DejaVu lacks.
 SYSTEM_FONTS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
