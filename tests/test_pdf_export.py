@@ -126,6 +126,8 @@ def test_export_cell_is_the_last_cell_and_exports(dist):
     assert exporting == [cells[-1]], "one export cell, the last"
     assert cells[-1].source.splitlines()[-1] == EXPORT_CALL
     assert cells[-1].metadata.get("editable") is False
+    headings = [line for c in cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+    assert "## Submit" in headings and "## Submission" not in headings, "one Submit section"
 
 
 # ---------------------------------------------------------------------------------------------
