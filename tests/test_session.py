@@ -1,0 +1,122 @@
+"""Running a submission's cells in a real (small) kernel: time limits, restarts and replays, the
+total budget, and the calls from the checks, in seconds rather than through the whole bank.
+
+The cells here import nothing heavy, so each kernel starts in about a second; the rules they
+exercise are the ones every graded notebook goes through (mnist_grader.session)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from mnist_grader import MASTER_DIR, engine, sandbox, wire
+from mnist_grader import session as sess
+
+pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="the sandbox's uids need root")
+
+
+@pytest.fixture
+def run(data_file):
+    """run(cells, **limits) -> the session's log, after the cells ran in a sandboxed kernel."""
+
+    def run_cells(sources: list[str], total_seconds: float = 120, **limits):
+        settings = engine.Settings(
+            checks_dir=MASTER_DIR,
+            data_file=data_file,
+            **{"cell_seconds": 4, "check_seconds": 4, **limits},
+        )
+        cells = list(enumerate(sources, start=1))
+        with (
+            sandbox.lease_slots(1) as slots,
+            tempfile.TemporaryDirectory(prefix="mnist-test-", dir=sandbox.work_root()) as tmp,
+        ):
+            uid = engine.FIRST_SANDBOX_UID + slots[0]
+            workdir = engine._prepare_sandbox(Path(tmp))
+            deadline = time.monotonic() + total_seconds
+            module = MASTER_DIR / "mnist_exercise.py"
+            with sess.KernelSession(workdir, module, uid, settings, deadline, {}) as session:
+                session.run_cells(cells)
+                session.load_probe()
+                answers = {}
+                if not session.log.kernel_lost:
+                    kinds = session.kinds(["f", "x", "nothing"])
+                    x = session.fetch("x") if kinds["x"] == "value" else None
+                    answers = {"kinds": kinds, "x": x}
+                    if kinds["f"] == "function":
+                        answers["f(2)"] = session.call("f", (2,))
+            sandbox.sweep(uid)
+            return session.log, answers
+
+    return run_cells
+
+
+def statuses(log) -> list[str]:
+    return [cell.status for cell in log.cells]
+
+
+def test_a_cell_over_its_limit_is_interrupted_and_the_rest_run(run):
+    log, answers = run(["x = 1", "while True: pass", "x = x + 1\ndef f(n):\n    return n * x"])
+    assert statuses(log) == ["ok", "timeout", "ok"]
+    assert log.status == "graded" and answers["x"] == 2 and answers["f(2)"] == 4
+    assert log.problems() == ["the cell `while True: pass` (cell 2 from the top): timeout: "
+                              "did not finish within 4 s"]  # fmt: skip
+
+
+def test_a_cell_that_kills_the_kernel_is_skipped_and_the_cells_before_replayed(run):
+    log, answers = run(["x = 41", "import os\nos._exit(0)", "x += 1"])
+    assert statuses(log) == ["ok", "kernel died", "ok"]
+    assert log.status == "graded" and answers["x"] == 42  # x = 41 ran again in the new kernel
+    assert "it was skipped" in log.cells[1].detail
+
+
+def test_a_cell_that_ignores_interrupts_gets_the_kernel_replaced(run):
+    ignore = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+    log, answers = run(["x = 1", ignore, "x = 5"])
+    assert statuses(log)[0] == "ok" and statuses(log)[2] == "ok"
+    assert log.status == "graded" and answers["x"] == 5
+
+
+def test_when_restarts_run_out_the_rest_is_not_run(run):
+    exit_cell = "import os\nos._exit(0)"
+    log, answers = run(["x = 1", exit_cell, exit_cell, exit_cell, "x = 2"])
+    assert log.status == "kernel died" and statuses(log)[-1] == "not run"
+    assert answers == {}  # nothing to call: every check says the kernel was lost
+
+
+def test_the_total_budget_stops_grading(run):
+    log, _ = run(["x = 1", "while True: pass", "while True: pass", "x = 2"], total_seconds=6)
+    assert log.status == "out of time"
+    assert "total time limit" in log.kernel_lost
+
+
+def test_an_error_keeps_its_cause(run):
+    log, _ = run(["raise ValueError('first line\\n\\nthe line that says why')"])
+    assert log.cells[0].detail == "ValueError: first line the line that says why"
+
+
+def test_calls_that_raise_come_back_as_student_errors(data_file):
+    """The same through the session's call, which the checks use."""
+    settings = engine.Settings(checks_dir=MASTER_DIR, data_file=data_file, check_seconds=4)
+    with (
+        sandbox.lease_slots(1) as slots,
+        tempfile.TemporaryDirectory(prefix="mnist-test-", dir=sandbox.work_root()) as tmp,
+    ):
+        uid = engine.FIRST_SANDBOX_UID + slots[0]
+        workdir = engine._prepare_sandbox(Path(tmp))
+        module = MASTER_DIR / "mnist_exercise.py"
+        deadline = time.monotonic() + 60
+        with sess.KernelSession(workdir, module, uid, settings, deadline, {}) as session:
+            session.run_cells(
+                [(1, "def f(n):\n    raise KeyError(n)\ndef g(n):\n    while 1: pass")]
+            )
+            session.load_probe()
+            with pytest.raises(wire.StudentError, match="KeyError: 2"):
+                session.call("f", (2,))
+            with pytest.raises(sess.CallTimedOut):
+                session.call("g", (1,))
+            with pytest.raises(sess.CallTimedOut, match="earlier check"):
+                session.call("g", (1,))  # not run twice
+        sandbox.sweep(uid)
