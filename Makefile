@@ -28,7 +28,7 @@ MASTER := autograder/master/mnist_first_steps.ipynb autograder/master/mnist_exer
 	autograder/master/answers_pdf.py requirements.txt \
 	solutions/rubric.md mnist_grader/variants.py
 
-.PHONY: help setup assignment checks autograder bank grade test lint bench clean
+.PHONY: help setup assignment checks autograder bank grade test lint bench mutants docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ test: $(STAMP)  ## run the test suite (grades the whole bank through the real gr
 
 bench: $(STAMP)  ## time and memory: this grader vs plain otter run, batch throughput
 	$(PY) -m tests.bench
+
+docs: $(STAMP)  ## rebuild the generated docs (docs/bank.md from the bank's definitions)
+	$(PY) -m tests.bank --markdown docs/bank.md
+
+mutants: $(STAMP)  ## break each check and protection on purpose; which test catches it (slow)
+	$(PY) -m tests.mutants
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check .

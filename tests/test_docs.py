@@ -23,3 +23,10 @@ def test_every_cli_command_is_documented():
 
 def test_readme_gives_the_two_commands():
     assert "make grade SUBMISSIONS=" in README and "make test" in README
+
+
+def test_the_bank_table_is_up_to_date():
+    """docs/bank.md is generated from tests/bank (make docs): a stale copy fails here."""
+    from tests import bank
+
+    assert (ROOT / "docs" / "bank.md").read_text() == bank.markdown(), "run `make docs`"

@@ -310,6 +310,24 @@ def top_class(probs):
         },
     ),
     Case(
+        "fails_q5_classes_counted_from_1",
+        "np.argmax(probs, axis=-1) + 1, as if the classes were numbered 1-10: the right shape, "
+        "every value one too high; every q5 check fails",
+        {
+            "top_class": """
+def top_class(probs):
+    return np.argmax(probs, axis=-1) + 1
+"""
+        },
+        {"q5": 0},
+        feedback={
+            "q5/one row": "For one row of probabilities, top_class should return the index of the largest one (np.argmax).",
+            "q5/several rows": "top_class should return the index of the largest probability in each row.",
+            "q5/first test image is a seven": "The first test image is a 7: given its probabilities array([0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.76, 0.08, 0.02]), top_class should return 7.",
+            "q5/random probabilities": "top_class should return the index of the largest probability in each row.",
+        },
+    ),
+    Case(
         "fails_q6_no_bars",
         "the image, but no bar chart: only the image check passes",
         {
@@ -492,12 +510,13 @@ def make_notebook(case: Case, solutions: dict[str, str], student_notebook: Path)
     return nbformat.writes(nb)
 
 
-def build(folder: Path, dataset: str = variants.DEFAULT) -> list[Path]:
-    """Write the dataset's bank into `folder` (a variant's from its build: make assignment)."""
+def build(folder: Path, dataset: str = variants.DEFAULT, only=None) -> list[Path]:
+    """Write the dataset's bank into `folder` (a variant's from its build: make assignment);
+    `only`: the names of the cases to write (all when None)."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*"):
         old.unlink()
-    cases = BANKS[dataset]
+    cases = [case for case in BANKS[dataset] if only is None or case.name in only]
     solutions = solution_functions(dataset)
     student_notebook = variants.get(dataset).assignment_dir / NOTEBOOK_NAME
     paths = []
@@ -517,3 +536,39 @@ def build(folder: Path, dataset: str = variants.DEFAULT) -> list[Path]:
         )
     )
     return paths
+
+
+def markdown() -> str:
+    """docs/bank.md: every bank's cases, what each does wrong and what it must score (written by
+    `make docs` from the definitions above; a test fails when the committed file is stale)."""
+    questions = list(FULL_MARKS)
+    header = ["submission", "what it does", *questions, "total", "status"]
+    parts = [
+        "# The submission bank",
+        "",
+        "Generated from `tests/bank/` by `make docs`; do not edit by hand. `make test` grades every "
+        "case through the real grader and asserts each question's score and maximum, the status, "
+        "and for the golden mistakes the first line of feedback of every check they fail, word "
+        "for word (`Case.feedback`). A golden mistake named `fails_qX_...` loses points only in "
+        "the questions its name gives.",
+    ]
+    sections = [
+        ("Golden submissions (MNIST)", CASES),
+        ("Hostile and broken submissions (MNIST)", HOSTILE_CASES),
+        ("Fashion-MNIST variant", FASHION_CASES),
+    ]
+    for title, cases in sections:
+        parts += ["", f"## {title}", ""]
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + "---|" * len(header))
+        for case in cases:
+            scores = expected_scores(case)
+            cells = [
+                f"`{case.name}`",
+                case.why.replace("|", "/"),
+                *(f"{scores[q]:g}" for q in questions),
+                f"{sum(scores.values()):g}",
+                case.status,
+            ]
+            parts.append("| " + " | ".join(cells) + " |")
+    return "\n".join(parts) + "\n"
