@@ -21,6 +21,7 @@ from queue import Queue
 
 from . import checks, gradescope_export, results, sandbox
 from .engine import FIRST_SANDBOX_UID, Report, Settings, make_data_cache
+from .settings import Status
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +108,9 @@ def _failure_results(path: Path, test_files: list, problem: str) -> dict:
         f"Your submission could not be graded: {problem}. "
         "Please tell your instructor; this is the grader's fault, not yours."
     )
-    report = Report(path.name, "grader error", checks.zero_results(test_files, reason), [reason])
+    report = Report(
+        path.name, Status.GRADER_ERROR, checks.zero_results(test_files, reason), [reason]
+    )
     return results.results_json(report)
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from . import variants
+from .settings import Settings, flag_help, flag_settings
 
 COMMANDS = ("grade", "report", "assign", "autograder", "gradescope", "grade-one")
 
@@ -42,8 +42,6 @@ def _default_data(checks_dir: Path) -> Path:
 
 
 def _add_settings(parser: argparse.ArgumentParser, with_paths: bool = True) -> None:
-    from .engine import Settings
-
     if with_paths:
         _add_dataset(parser)
         parser.add_argument(
@@ -58,14 +56,13 @@ def _add_settings(parser: argparse.ArgumentParser, with_paths: bool = True) -> N
             default=None,
             help="the data (default: $MNIST_NPZ or $FASHION_MNIST_DATA, then the known places)",
         )
-    for field in fields(Settings):
-        if field.type in ("int",) and field.name != "slot":
-            parser.add_argument(
-                f"--{field.name.replace('_', '-')}",
-                type=int,
-                default=field.default,
-                help=f"default {field.default}",
-            )
+    for setting in flag_settings():
+        parser.add_argument(
+            f"--{setting.name.replace('_', '-')}",
+            type=int,
+            default=setting.default,
+            help=flag_help(setting),
+        )
 
 
 def _add_dataset(parser: argparse.ArgumentParser) -> None:
@@ -78,17 +75,11 @@ def _add_dataset(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args, checks_dir: Path | None = None, data_file: Path | None = None):
-    from .engine import Settings
-
     checks_dir = checks_dir or args.checks_dir or variants.get(args.dataset).checks_dir
     if not (checks_dir / "tests").is_dir():
         sys.exit(f"No checks in {checks_dir}: run `make assignment` first.")
     data_file = data_file or args.data_file or _default_data(checks_dir)
-    values = {
-        f.name: getattr(args, f.name)
-        for f in fields(Settings)
-        if f.type == "int" and hasattr(args, f.name)
-    }
+    values = {f.name: getattr(args, f.name) for f in flag_settings()}
     return Settings(checks_dir=checks_dir, data_file=data_file, **values)
 
 

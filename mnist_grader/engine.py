@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import checks, sandbox
+from .settings import Settings, Status  # noqa: F401 - Settings is the engine's interface too
 
 # Imported where used (notebook, session, wire, numpy): the batch parent imports this module for
 # Settings and Report only, and stays small.
@@ -34,26 +35,9 @@ FIRST_SANDBOX_UID = 61000  # uids of their own, one per parallel job, that nothi
 
 
 @dataclass
-class Settings:
-    checks_dir: Path  # otter's autograder build: tests/q*.py (public + hidden), mnist_exercise.py
-    data_file: Path  # the dataset: mnist.npz, a folder of IDX files, or of .npy files
-    cell_seconds: int = 300  # one notebook cell (training included)
-    check_seconds: int = 60  # one call into the student's code from a check
-    total_seconds: int = 420  # everything for one submission: well inside Gradescope's 10 min
-    memory_mb: int = 3072  # the kernel's address space (TensorFlow alone reserves ~2.2 GB)
-    epochs: int = 1  # training while grading: enough for the checks' 90% accuracy threshold
-    train_images: int = 20000
-    slot: int = 0  # which parallel job: selects the sandbox uid
-
-    @property
-    def cpu_seconds(self) -> int:
-        return self.total_seconds * 4  # CPU time over all cores; wall time is bounded separately
-
-
-@dataclass
 class Report:
     submission: str
-    status: str  # "graded", "unreadable", "kernel died", "out of time", "grader error"
+    status: Status
     questions: list  # checks.QuestionResult
     notes: list = field(default_factory=list)  # plain-language problems seen while running
     seconds: float = 0.0
@@ -144,7 +128,7 @@ def grade_submission(path: Path, settings: Settings) -> Report:
         reason = f"Your submission could not be graded: {problem}."
         return Report(
             path.name,
-            "unreadable",
+            Status.UNREADABLE,
             checks.zero_results(test_files, reason),
             [reason],
             time.monotonic() - started,

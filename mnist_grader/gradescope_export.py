@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .notebook import MAX_NOTEBOOK_BYTES
+from .settings import Status
 
 METADATA_NAME = "submission_metadata.yml"
 SUBMISSION_FOLDER = re.compile(r"submission_\d+")
@@ -31,8 +32,8 @@ MAX_EXPORT_BYTES = 4 * 2**30
 MAX_METADATA_BYTES = 20 * 2**20
 MAX_MEMBERS = 200_000
 
-NO_NOTEBOOK = "no notebook"
-MISSING_FOLDER = "missing folder"
+NO_NOTEBOOK = Status.NO_NOTEBOOK
+MISSING_FOLDER = Status.MISSING_FOLDER
 
 
 class BadExport(Exception):
@@ -262,7 +263,7 @@ def read_export(root: Path, problems: list[str] | None = None) -> tuple[list[Ent
         if entry.notebook is None:
             held = ", ".join(files) if files else "no files"
             if skipped:
-                entry.status = "unreadable"
+                entry.status = Status.UNREADABLE
                 entry.reason = "; ".join(skipped)
             else:
                 entry.status = NO_NOTEBOOK

@@ -26,6 +26,7 @@ from nbclient.exceptions import DeadKernelError
 
 from . import sandbox, wire
 from .notebook import cell_label
+from .settings import Status
 
 KERNEL_NAME = "mnist-grader-sandbox"
 STARTUP_SECONDS = 60  # a kernel starts in 0.5 s here; one that has not answered by then won't
@@ -49,7 +50,7 @@ class CallTimedOut(Exception):
 @dataclass
 class CellReport:
     label: str  # the cell as the student sees it (mnist_grader.notebook.cell_label)
-    status: str  # "ok", "error", "timeout", "skipped", "kernel died"
+    status: str  # of the cell: "ok", "error", "timeout", "kernel died" or "not run"
     detail: str = ""
 
 
@@ -75,16 +76,16 @@ def error_summary(ename, evalue) -> str:
 class SessionLog:
     cells: list = field(default_factory=list)
     kernel_lost: str = ""  # why the kernel stopped being usable, if it did
-    status: str = "graded"  # or "kernel died" / "out of time", when the kernel was lost
+    status: Status = Status.GRADED  # KERNEL_DIED / OUT_OF_TIME when the kernel was lost
 
-    def lose(self, status: str, reason: str) -> None:
+    def lose(self, status: Status, reason: str) -> None:
         self.status, self.kernel_lost = status, self.kernel_lost or reason
 
     def problems(self) -> list[str]:
         lines = [
             f"{c.label}: {c.status}{': ' + c.detail if c.detail else ''}"
             for c in self.cells
-            if c.status not in ("ok", "skipped")
+            if c.status != "ok"
         ]
         if self.kernel_lost:
             lines.append(self.kernel_lost)
@@ -214,13 +215,13 @@ class KernelSession:
             return
         self.restarts += 1
         self._stop_kernel()
-        self.log.kernel_lost, self.log.status = "", "graded"
+        self.log.kernel_lost, self.log.status = "", Status.GRADED
         try:
             self._start_kernel()
             for source in replay:
                 self._run(source, self.limits.cell_seconds)
         except (KernelGone, RuntimeError):
-            self.log.lose("kernel died", "the notebook's kernel could not restart")
+            self.log.lose(Status.KERNEL_DIED, "the notebook's kernel could not restart")
             self.restarts = MAX_RESTARTS
 
     # -- running code ---------------------------------------------------------------------------
@@ -234,7 +235,7 @@ class KernelSession:
         budget = min(timeout, self._remaining())
         if budget <= 1:
             self.log.lose(
-                "out of time", "grading stopped: the submission used its total time limit"
+                Status.OUT_OF_TIME, "grading stopped: the submission used its total time limit"
             )
             raise KernelGone(self.log.kernel_lost)
         cell = nbformat.v4.new_code_cell(source)
@@ -245,7 +246,7 @@ class KernelSession:
             self.client.execute_cell(cell, len(self.nb.cells) - 1)
         except DeadKernelError:
             self.log.lose(
-                "kernel died",
+                Status.KERNEL_DIED,
                 "the notebook's kernel stopped (it crashed, exited, or ran out of memory)",
             )
             raise KernelGone(self.log.kernel_lost) from None
@@ -271,7 +272,7 @@ class KernelSession:
         except DeadKernelError:
             pass
         self.log.lose(
-            "out of time",
+            Status.OUT_OF_TIME,
             "the notebook stopped responding after a cell ran over its time "
             "limit, so the checks after it could not run",
         )
@@ -302,7 +303,7 @@ class KernelSession:
                 self._restart(ran)
 
     def _out_of_time(self) -> bool:
-        return self.log.status == "out of time" and self._remaining() <= 1
+        return self.log.status == Status.OUT_OF_TIME and self._remaining() <= 1
 
     def load_probe(self) -> None:
         source = (
@@ -314,9 +315,8 @@ class KernelSession:
         except KernelGone:  # already lost: the log says why, and every check will repeat it
             return
         if status != "ok":
-            self.log.lose(
-                "kernel died", f"the grader could not reach the notebook's functions ({detail})"
-            )
+            reason = f"the grader could not reach the notebook's functions ({detail})"
+            self.log.lose(Status.KERNEL_DIED, reason)
 
     # -- calls from the checks ------------------------------------------------------------------
     def _next_id(self) -> int:
