@@ -48,14 +48,21 @@ def _data_entries(data_file: Path, checks_dir: Path) -> list[tuple[str, bytes]]:
     return entries
 
 
-STUDENTS_LINE = "# --- students' machines too"
-DEVELOPMENT_LINE = "# --- development only"
+SECTION_MARK = "# --- "
+GRADING_SECTION = "# --- grading"
+DEVELOPMENT_LINE = "# --- development only"  # students get every pin above it
 
 
 def grading_requirements() -> str:
-    """requirements.txt up to its students' line: what grading needs, for the zip's setup.sh."""
-    text = (PROJECT_ROOT / "requirements.txt").read_text()
-    return text[: text.index(STUDENTS_LINE)]
+    """The grading section of requirements.txt (what the grader and the kernel import), for the
+    zip's setup.sh: otter, which only builds the notebooks and runs students' checks, and the
+    development tools stay out of the Gradescope image."""
+    lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines(keepends=True)
+    start = next(n for n, line in enumerate(lines) if line.startswith(GRADING_SECTION))
+    end = next(
+        (n for n in range(start + 1, len(lines)) if lines[n].startswith(SECTION_MARK)), len(lines)
+    )
+    return "".join(lines[start:end])
 
 
 def build_zip(data_file: Path, checks_dir: Path = CHECKS_DIR, target: Path = ZIP_PATH) -> Path:
@@ -93,6 +100,7 @@ def grade_gradescope(root: Path, settings_for) -> Path:
     dataset = exercise_module(source / "checks").DATASET
     settings = settings_for(source / "checks", source / "data" / dataset)
     target = root / "results" / "results.json"
+    results.reserve(target)  # before any student code runs
     submission = find_gradescope_submission(root / "submission")
     with tempfile.TemporaryDirectory(prefix="mnist-gradescope-") as tmp:
         if submission is None:
