@@ -204,6 +204,23 @@ def _grade_each(
     return graded
 
 
+def sandbox_problem(settings: Settings, uid: int) -> str | None:
+    """Why no kernel could start as `uid` here (see sandbox.unreachable), checked once before
+    the first submission rather than discovered as a kernel that never answers."""
+    needs = sandbox.kernel_needs(settings.data_file)
+    return sandbox.unreachable(uid, needs) or sandbox.cannot_start_interpreter(uid)
+
+
+def _not_gradable(paths, names, out, test_files, problem: str) -> dict[str, dict]:
+    """Every submission's results.json says why the grader could not grade it."""
+    print(f"mnist_grader: cannot grade: {problem}", file=sys.stderr)
+    graded = {}
+    for path, name in zip(paths, names, strict=True):
+        graded[name] = _failure_results(path, test_files, problem)
+        results.write_json(graded[name], out / name / "results.json")
+    return graded
+
+
 def _time_note(count: int, jobs: int, settings: Settings) -> str:
     return (
         f"Grading {count} submission(s), {jobs} at a time; the bar's estimate is the average "
@@ -280,7 +297,13 @@ def _grade_all(
             staged = _stage([s.path for s in to_grade], Path(staging))
             names = [s.name for s in to_grade]
             extras = {s.name: s.extra for s in to_grade}
-            graded = _grade_each(staged, names, out, settings, leased, test_files, progress, extras)
+            problem = sandbox_problem(settings, FIRST_SANDBOX_UID + leased[0])
+            if problem:
+                graded = _not_gradable(staged, names, out, test_files, problem)
+            else:
+                graded = _grade_each(
+                    staged, names, out, settings, leased, test_files, progress, extras
+                )
     for submission in submissions:
         if submission.path is None:
             graded[submission.name] = _ungraded_results(submission, test_files)

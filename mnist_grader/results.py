@@ -62,11 +62,34 @@ def check_records(report: Report) -> list[dict]:
     ]
 
 
-def write_json(data: dict, path: Path) -> None:
-    """Write atomically: a reader sees the old file or the new one, never half of one."""
+RESERVED_BYTES = 2**20  # far more than a results.json holds
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
+
+
+def reserve(path: Path) -> None:
+    """Allocate the disk blocks that writing `path` will need, before a submission runs: where
+    its writes are bounded only per file (no mount namespace), it can fill the disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(data, indent=2))
+    fd = os.open(_partial(path), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, RESERVED_BYTES)
+    finally:
+        os.close(fd)
+
+
+def write_json(data: dict, path: Path) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one. Into the
+    blocks reserve() allocated, when it was called: overwriting them needs no free space."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = _partial(path)
+    text = json.dumps(data, indent=2).encode()
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(text)
+        handle.truncate()
     os.replace(partial, path)
 
 

@@ -24,6 +24,7 @@ import fcntl
 import os
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -284,8 +285,94 @@ def protected(paths):
             path.chmod(mode)
 
 
+def kernel_needs(data_folder: Path) -> list[tuple[Path, str]]:
+    """(path, "r" or "x") that the sandboxed kernel must be able to use: the interpreter it is
+    exec'd as (the venv's link and what it points to), the standard library and the venv's
+    packages, and the data."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    needs = [(Path(sys.executable), "x"), (Path(os.path.realpath(sys.executable)), "x")]
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        needs += [(Path(paths[name]), "r"), (Path(paths[name]), "x")]
+    return [*needs, (data_folder, "r"), (data_folder, "x")]
+
+
+# Asks the kernel, as the sandbox user, about each (path, permission) in turn, and prints the
+# first refused. By the shell's `test` run as that user because os.access answers for the
+# calling process's uid only, and dropping this (threaded) process's privileges is not safe.
+_FIRST_REFUSED = (
+    'while [ $# -gt 0 ]; do test -"$2" "$1" || { echo "$2 $1"; exit 1; }; shift 2; done'
+)
+WHAT_IT_IS = {"x": "search", "r": "read"}
+
+
+def unreachable(uid: int, needs: list[tuple[Path, str]]) -> str | None:
+    """Why the sandbox user `uid` cannot use what the kernel needs, naming the first path it is
+    refused (each folder on the way, then the path itself), or None when it can: checked before
+    any kernel starts, because a kernel that cannot run its interpreter dies before saying why."""
+    if not is_root():
+        return None
+    steps = []
+    for path, permission in needs:
+        steps += [(folder, "x") for folder in reversed(path.parents)] + [(path, permission)]
+    argv = [str(part) for step in dict.fromkeys(steps) for part in step]
+    checked = subprocess.run(
+        ["/bin/sh", "-c", _FIRST_REFUSED, "sh", *argv],
+        user=uid,
+        group=NOGROUP,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if checked.returncode == 0:
+        return None
+    permission, _, refused = checked.stdout.strip().partition(" ")
+    target = next(
+        str(path) for path, _ in needs if path == Path(refused) or Path(refused) in path.parents
+    )
+    try:
+        info = Path(refused).lstat()
+        why = f"mode {stat.S_IMODE(info.st_mode):04o}, owner uid {info.st_uid}"
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+    verb = "run" if permission == "x" and not Path(refused).is_dir() else WHAT_IT_IS[permission]
+    return (
+        f"the sandbox user (uid {uid}) cannot {verb} {refused} ({why}), which the student's "
+        f"kernel needs for {target}: install the grader from an interpreter every user can run "
+        f"(setup.sh uses /usr/bin/python3)"
+    )
+
+
+def cannot_start_interpreter(uid: int) -> str | None:
+    """Why the venv's interpreter does not start as `uid` (its shared library unreadable, say,
+    which no path of kernel_needs shows), or None."""
+    if not is_root():
+        return None
+    try:
+        started = subprocess.run(
+            [sys.executable, "-c", "pass"],
+            user=uid,
+            group=NOGROUP,
+            extra_groups=[],
+            cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"the sandbox user (uid {uid}) cannot run {sys.executable}: {error}"
+    if started.returncode == 0:
+        return None
+    last = (started.stderr.strip().splitlines() or [f"exit code {started.returncode}"])[-1]
+    return f"the sandbox user (uid {uid}) cannot run {sys.executable}: {last[:300]}"
+
+
 def sweep(uid: int) -> int:
-    """Kill every process running as `uid` and delete its files in the shared temp folders.
+    """Kill every process running as `uid` and delete its files in the shared temp folders and
+    its System V IPC objects; what could not be removed is reported on stderr (never ignored).
 
     Returns how many processes were killed. Only for a uid that belongs to the grader alone.
     """
@@ -310,14 +397,61 @@ def sweep(uid: int) -> int:
     for folder in SHARED_TMP_DIRS:
         _remove_owned_by(Path(folder), uid)
     _remove_ipc_owned_by(uid)
+    left = leftovers(uid)
+    if left:
+        print(f"mnist_grader: could not remove what uid {uid} left: {left}", file=sys.stderr)
     return killed
 
 
-def _remove_ipc_owned_by(uid: int) -> None:
-    """System V shared memory, queues and semaphores of `uid` (kernels that had no IPC namespace
-    of their own could leave them for the next submission). By `ipcrm`: Python has no shmctl."""
-    ipcrm = shutil.which("ipcrm")
-    for kind, flag, key in (("shm", "-m", "shmid"), ("msg", "-q", "msqid"), ("sem", "-s", "semid")):
+def leftovers(uid: int) -> list[str]:
+    """What `uid` still has on this machine: processes, files in the shared temporary folders
+    (at any depth it could write to), System V IPC objects it owns or created."""
+    import psutil
+
+    found = [
+        f"process {proc.pid}"
+        for proc in psutil.process_iter(["uids"])
+        if proc.info["uids"] and uid in (proc.info["uids"].real, proc.info["uids"].effective)
+    ]
+    for folder in SHARED_TMP_DIRS:
+        found += [str(path) for path in _walk_writable(Path(folder), uid) if _owned(path, uid)]
+    found += [f"System V {kind} {ident}" for kind, _, ident, _ in ipc_objects(uid)]
+    return found
+
+
+def _owned(path: Path, uid: int) -> bool:
+    try:
+        return path.lstat().st_uid == uid
+    except OSError:
+        return False
+
+
+def _walk_writable(folder: Path, uid: int):
+    """Every entry of `folder`, and of the subfolders `uid` could create entries in (other
+    users' world-writable folders inside /tmp, say), without following links."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        yield entry
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        writable = info.st_mode & 0o002 or (info.st_gid == NOGROUP and info.st_mode & 0o020)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid != uid and writable:
+            yield from _walk_writable(entry, uid)
+
+
+IPC_KINDS = (("shm", "-m", "shmid"), ("msg", "-q", "msqid"), ("sem", "-s", "semid"))
+
+
+def ipc_objects(uid: int) -> list[tuple[str, str, str, int]]:
+    """(kind, ipcrm flag, id, creator uid) of the IPC objects `uid` owns or created: an owner
+    can hand its object to another uid (IPC_SET), but not its creator uid."""
+    found = []
+    for kind, flag, key in IPC_KINDS:
         try:
             rows = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
         except OSError:
@@ -325,16 +459,28 @@ def _remove_ipc_owned_by(uid: int) -> None:
         header = rows[0].split()
         for row in rows[1:]:
             fields = dict(zip(header, row.split(), strict=False))
-            if ipcrm and fields.get("uid") == str(uid):
-                subprocess.run([ipcrm, flag, fields[key]], capture_output=True, check=False)
+            if str(uid) in (fields.get("uid"), fields.get("cuid")):
+                found.append((kind, flag, fields[key], int(fields["cuid"])))
+    return found
+
+
+def _remove_ipc_owned_by(uid: int) -> None:
+    """System V shared memory, queues and semaphores of `uid` (kernels that had no IPC namespace
+    of their own could leave them for the next submission). Removed by `ipcrm` (Python has no
+    shmctl) run as their creator: root may remove another user's object only with
+    CAP_IPC_OWNER, which Docker's default capabilities (Gradescope's) leave out."""
+    ipcrm = shutil.which("ipcrm")
+    if ipcrm is None:
+        return
+    for _, flag, ident, creator in ipc_objects(uid):
+        user = {} if creator == os.geteuid() else {"user": creator, "group": NOGROUP}
+        subprocess.run(
+            [ipcrm, flag, ident], capture_output=True, check=False, extra_groups=[], **user
+        )
 
 
 def _remove_owned_by(folder: Path, uid: int) -> None:
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return
-    for entry in entries:
+    for entry in list(_walk_writable(folder, uid)):
         try:
             if entry.lstat().st_uid != uid:
                 continue
