@@ -28,7 +28,8 @@ MASTER := autograder/master/mnist_first_steps.ipynb autograder/master/mnist_exer
 	autograder/master/answers_pdf.py requirements.txt \
 	solutions/rubric.md mnist_grader/variants.py
 
-.PHONY: help setup assignment checks autograder bank grade test lint bench mutants docs clean
+.PHONY: help setup assignment checks autograder bank grade test gradescope-check lint bench mutants docs \
+	clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,7 +63,10 @@ grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb, a folder or a Gradescope expor
 test: $(STAMP)  ## run the test suite (grades the whole bank through the real grader)
 	$(PY) -m pytest -q --durations=8
 
-bench: $(STAMP)  ## time and memory: this grader vs plain otter run, batch throughput
+gradescope-check: autograder  ## the zip as Gradescope runs it: Python 3.10, Docker's capabilities, 1 CPU, 768 MB (in make test)
+	$(PY) -m pytest -q tests/test_gradescope_like.py
+
+bench: $(STAMP)  ## time and memory (this grader vs otter run, Gradescope's settings) into docs/performance.md
 	$(PY) -m tests.bench
 
 docs: $(STAMP)  ## rebuild the generated docs (docs/bank.md from the bank's definitions)

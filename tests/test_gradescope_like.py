@@ -1,0 +1,140 @@
+"""`make gradescope-check`: the zip graded as Gradescope runs it (tests/gradescope_like.py):
+installed by its own setup.sh on Python 3.10, run_autograder under Docker's default
+capabilities, on one CPU, in 768 MB, on a small disk of its own. The reference, the starter and
+the hostile submissions that exercise the sandbox's fallbacks (no mount or IPC namespaces) get
+their scores, and nothing of theirs is left: no process, no file, no System V IPC object."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mnist_grader import engine, package, sandbox
+from tests import bank
+from tests import gradescope_like as gs
+from tests.bank import hostile
+from tests.conftest import require
+
+MEMORY_MB = 768  # Gradescope's default
+DISK_MB = 512  # the container's writable disk: room for grading, and little more
+# The bank tests' short limits.
+LIMITS = ["--cell-seconds", "30", "--check-seconds", "10", "--total-seconds", "240"]
+SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + sandbox.MAX_SLOTS)
+
+# Many small files rather than a few large ones: the per-file size limit does not bound them.
+SMALL_FILES = bank.Case(
+    "fills_the_disk_with_small_files",
+    "starter + 64 KB files into /tmp, /var/tmp and its own folder until the disk is full",
+    starter=True,
+    scores=hostile.ZERO,
+    cells=[
+        """
+import os
+for folder in ("/tmp", "/var/tmp", "."):
+    try:
+        os.makedirs(os.path.join(folder, "many"), exist_ok=True)
+        for n in range(200000):
+            with open(os.path.join(folder, "many", str(n)), "wb") as handle:
+                handle.write(b"x" * 65536)
+    except OSError as error:
+        stopped = error
+raise RuntimeError(f"stopped by {stopped}")  # the report shows that the disk was full
+"""
+    ],
+)
+CASE_NAMES = [
+    "passes_all",
+    "untouched_starter",
+    "writes_results_json",
+    "fills_the_disk",
+    "copies_a_classmate",
+    "plants_links_then_restarts",
+    "leaves_ipc_and_lock_files",
+    "memory_bomb",
+    "hangs_ignoring_interrupts",
+]
+CASES = [next(c for c in bank.ALL_CASES if c.name == name) for name in CASE_NAMES]
+CASES.append(SMALL_FILES)
+
+
+@pytest.fixture(scope="module")
+def gradescope(dist, data_file, tmp_path_factory):
+    """An unpacked zip, installed by its setup.sh on Python 3.10, with a small disk."""
+    missing = gs.missing_tools()
+    require(
+        not missing,
+        "Gradescope's environment cannot be rebuilt here: missing " + ", ".join(missing),
+    )
+    built = package.build_zip(
+        data_file, dist / "autograder", tmp_path_factory.mktemp("zip") / "autograder.zip"
+    )
+    with gs.installed(built) as root, gs.check_folder() as folder, gs.Disk(folder, DISK_MB) as disk:
+        yield root, disk
+
+
+def _free_slot_uids():
+    """Each sandbox uid whose slot no grading run holds now, while this test holds it: what is
+    left of such a uid was left by a run that ended."""
+    sandbox.LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for slot in range(sandbox.MAX_SLOTS):
+        with open(sandbox.LEASE_DIR / f"slot-{slot}.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            yield engine.FIRST_SANDBOX_UID + slot
+
+
+def _notebook(case, folder: Path) -> Path:
+    path = folder / "mnist_first_steps.ipynb"
+    student = bank.variants.get("mnist").assignment_dir / bank.NOTEBOOK_NAME
+    path.write_text(bank.make_notebook(case, bank.solution_functions(), student))
+    return path
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_graded_as_on_gradescope(gradescope, case):
+    root, disk = gradescope
+    for old in (root / "submission").iterdir():
+        old.unlink()
+    _notebook(case, root / "submission")
+    disk_before = disk.used_mb()
+    cgroup = gs.make_cgroup(f"mnist-gradescope-check-{os.getpid()}", MEMORY_MB)
+    try:
+        run = gs.run_autograder(root, disk, LIMITS, cgroup, sandbox_uids=SANDBOX_UIDS)
+    finally:
+        cgroup.remove()
+    if cgroup.memory is None:
+        print(f"(no memory cgroup could be made here: {MEMORY_MB} MB not enforced)")
+
+    # In Gradescope's conditions: Docker's capabilities, one CPU, the memory cgroup.
+    for line in ("Current:", "Bounding set ="):
+        shown = run.environment.split(line)[1].split("\n")[0].strip().removesuffix("=ep")
+        assert set(shown.split(",")) <= gs.DOCKER_CAPABILITIES, run.environment
+    assert "current affinity mask: 1\n" in run.environment
+    if cgroup.memory is not None:
+        assert cgroup.memory.name in run.environment
+
+    # Its grade, by the grader (a forged results.json would lack extra_data or score otherwise).
+    assert run.returncode == 0, run.environment
+    results = json.loads(run.results_text)
+    got = {test["name"]: test["score"] for test in results["tests"]}
+    assert got == bank.expected_scores(case), f"{case.name}: {case.why}\n{results['output']}"
+    assert results["extra_data"] == {"status": case.status, "submission": bank.NOTEBOOK_NAME}
+    assert results["score"] == sum(got.values())
+    if case is SMALL_FILES:
+        assert "No space left on device" in results["output"]
+
+    # Nothing left: files on the disk and in /dev/shm, processes, IPC objects.
+    assert run.left_in_tmp == []
+    assert disk.files_of(SANDBOX_UIDS) == []
+    assert disk.used_mb() - disk_before < 5, "what the submission wrote is still on the disk"
+    for uid in _free_slot_uids():  # the machine's own /tmp is other runs' business
+        processes = [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
+        assert processes == [] and sandbox.ipc_objects(uid) == [], uid
+    assert not list((root / "venv").glob(f"lib/python3*/site-packages/{hostile.PLANTED_PTH}"))
