@@ -9,12 +9,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import psutil
 import pytest
 
-from mnist_grader import engine, package, sandbox
+from mnist_grader import engine, package, results, sandbox
 from tests import bank
 from tests import gradescope_like as gs
 from tests.bank import hostile
@@ -35,6 +36,7 @@ SMALL_FILES = bank.Case(
     cells=[
         """
 import os
+import subprocess
 for folder in ("/tmp", "/var/tmp", "."):
     try:
         os.makedirs(os.path.join(folder, "many"), exist_ok=True)
@@ -138,3 +140,27 @@ def test_graded_as_on_gradescope(gradescope, case):
         processes = [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
         assert processes == [] and sandbox.ipc_objects(uid) == [], uid
     assert not list((root / "venv").glob(f"lib/python3*/site-packages/{hostile.PLANTED_PTH}"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root")
+def test_a_reserved_result_is_written_on_a_full_disk(tmp_path):
+    """What the Gradescope results.json needs is allocated before student code runs: once the
+    disk is full, it is still written, where an unreserved one is not."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    try:
+        reserved, unreserved = disk / "a" / "results.json", disk / "b" / "results.json"
+        results.reserve(reserved)
+        unreserved.parent.mkdir()
+        with pytest.raises(OSError), open(disk / "filler", "wb") as filler:
+            while True:
+                filler.write(b"x" * 65536)
+                filler.flush()
+        data = {"score": 0, "tests": [], "output": "x" * 200_000}
+        with pytest.raises(OSError):
+            results.write_json(data, unreserved)
+        results.write_json(data, reserved)
+        assert json.loads(reserved.read_text()) == data
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
