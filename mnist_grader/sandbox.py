@@ -298,7 +298,7 @@ def kernel_needs(data_folder: Path) -> list[tuple[Path, str]]:
     return [*needs, (data_folder, "r"), (data_folder, "x")]
 
 
-# Asks the kernel, as the sandbox user, about each (path, permission) in turn, and prints the
+# Asks Linux, as the sandbox user, about each (path, permission) in turn, and prints the
 # first refused. By the shell's `test` run as that user because os.access answers for the
 # calling process's uid only, and dropping this (threaded) process's privileges is not safe.
 _FIRST_REFUSED = (
