@@ -127,7 +127,11 @@ def test_graded_as_on_gradescope(gradescope, case):
     results = json.loads(run.results_text)
     got = {test["name"]: test["score"] for test in results["tests"]}
     assert got == bank.expected_scores(case), f"{case.name}: {case.why}\n{results['output']}"
-    assert results["extra_data"] == {"status": case.status, "submission": bank.NOTEBOOK_NAME}
+    extra = results["extra_data"]
+    assert (extra["status"], extra["submission"]) == (case.status, bank.NOTEBOOK_NAME)
+    marks = [line for t in results["tests"] for line in t["output"].splitlines() if line[:1] == "["]
+    assert [c["passed"] for c in extra["checks"]] == [m.startswith("[passed]") for m in marks]
+    assert {t["name"]: t["max_score"] for t in results["tests"]} == bank.FULL_MARKS
     assert results["score"] == sum(got.values())
     if case is SMALL_FILES:
         assert "No space left on device" in results["output"]
