@@ -7,13 +7,14 @@ the results it needs from that one run.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from mnist_grader import MASTER_DIR, assign, batch, engine
+from mnist_grader import MASTER_DIR, assign, batch, engine, sandbox
 from tests import bank
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,3 +101,17 @@ def assert_graded_as_expected(out: Path, case) -> None:
     assert maxima == bank.FULL_MARKS, f"{case.name}: max_score per question"
     assert results["extra_data"]["status"] == case.status
     assert results["score"] == sum(expected.values())
+
+
+def idle_sandbox_uids():
+    """Each sandbox uid whose slot no grading run holds now, while the caller holds it: whatever
+    such a uid still runs was left behind by a run that ended (other runs on the machine, a
+    developer's or a helper's, hold their own slots and are not counted)."""
+    sandbox.LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for slot in range(sandbox.MAX_SLOTS):
+        with open(sandbox.LEASE_DIR / f"slot-{slot}.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            yield engine.FIRST_SANDBOX_UID + slot

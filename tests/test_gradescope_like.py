@@ -6,7 +6,6 @@ their scores, and nothing of theirs is left: no process, no file, no System V IP
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -19,7 +18,7 @@ from mnist_grader import engine, package, results, sandbox
 from tests import bank
 from tests import gradescope_like as gs
 from tests.bank import hostile
-from tests.conftest import require
+from tests.conftest import idle_sandbox_uids, require
 
 MEMORY_MB = 768  # Gradescope's default
 DISK_MB = 512  # the container's writable disk: room for grading, and little more
@@ -79,19 +78,6 @@ def gradescope(dist, data_file, tmp_path_factory):
         yield root, disk
 
 
-def _free_slot_uids():
-    """Each sandbox uid whose slot no grading run holds now, while this test holds it: what is
-    left of such a uid was left by a run that ended."""
-    sandbox.LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for slot in range(sandbox.MAX_SLOTS):
-        with open(sandbox.LEASE_DIR / f"slot-{slot}.lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            yield engine.FIRST_SANDBOX_UID + slot
-
-
 def _notebook(case, folder: Path) -> Path:
     path = folder / "mnist_first_steps.ipynb"
     student = bank.variants.get("mnist").assignment_dir / bank.NOTEBOOK_NAME
@@ -140,7 +126,7 @@ def test_graded_as_on_gradescope(gradescope, case):
     assert run.left_in_tmp == []
     assert disk.files_of(SANDBOX_UIDS) == []
     assert disk.used_mb() - disk_before < 5, "what the submission wrote is still on the disk"
-    for uid in _free_slot_uids():  # the machine's own /tmp is other runs' business
+    for uid in idle_sandbox_uids():  # the machine's own /tmp is other runs' business
         processes = [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real == uid]
         assert processes == [] and sandbox.ipc_objects(uid) == [], uid
     assert not list((root / "venv").glob(f"lib/python3*/site-packages/{hostile.PLANTED_PTH}"))

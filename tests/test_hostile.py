@@ -13,16 +13,17 @@ import psutil
 
 from mnist_grader import batch, engine, sandbox
 from tests.bank import hostile
-from tests.conftest import PRIVATE_MODES_BEFORE, read_results
+from tests.conftest import PRIVATE_MODES_BEFORE, idle_sandbox_uids, read_results
 
 SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + 64)
 
 
 def test_nothing_a_submission_started_is_still_running(graded_bank):
+    idle = set(idle_sandbox_uids())
     left = [
         p.info
         for p in psutil.process_iter(["pid", "uids", "cmdline"])
-        if p.info["uids"] and p.info["uids"].real in SANDBOX_UIDS
+        if p.info["uids"] and p.info["uids"].real in idle
     ]
     assert left == []
 
