@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -55,9 +56,26 @@ def output_names(paths: list[Path]) -> list[str]:
 def settings_arguments(settings: Settings) -> list[str]:
     args = []
     for key, value in asdict(settings).items():
-        if key != "slot":
-            args += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            args += [flag] if value else []
+        elif key != "slot":
+            args += [flag, str(value)]
     return args
+
+
+LOG_NAME = "grader.log"
+MAX_LOG_BYTES = 2 * 2**20  # the end of a longer one is kept: that is where it failed
+
+
+def _write_log(out: Path, command: list[str], returncode, seconds: float, stderr: bytes) -> None:
+    """OUT/<submission>/grader.log: the grading child's whole stderr (its cell timings, the
+    kernel's exit, any traceback of the grader's), for the instructor; never in the feedback."""
+    if len(stderr) > MAX_LOG_BYTES:
+        stderr = b"[... the start is cut]\n" + stderr[-MAX_LOG_BYTES:]
+    header = f"command: {' '.join(command)}\nexit code: {returncode}, {seconds:.1f} s\n\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / LOG_NAME).write_bytes(header.encode() + stderr)
 
 
 def _grade_in_child(
@@ -81,26 +99,25 @@ def _grade_in_child(
             env.setdefault(name, "1")
     results_file = out / "results.json"
     results_file.unlink(missing_ok=True)
+    started = time.monotonic()
     child = subprocess.Popen(
         command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         _, stderr = child.communicate(timeout=settings.total_seconds + 60)
         problem = f"the grader stopped with exit code {child.returncode}"
-        detail = stderr.decode(errors="replace").strip().splitlines()[-1:] if stderr else []
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        problem, detail = "grading took longer than its time limit", []
+        _, stderr = child.communicate()
+        problem = "grading took longer than its time limit"
     finally:
         if sandbox.is_root():
             sandbox.sweep(FIRST_SANDBOX_UID + slot)
+    _write_log(out, command, child.returncode, time.monotonic() - started, stderr or b"")
     try:
         return results.read_results(results_file)
-    except (OSError, ValueError, KeyError):
-        return _failure_results(
-            path, test_files, problem + (f" ({detail[0][:200]})" if detail else "")
-        )
+    except (OSError, ValueError, KeyError):  # the details are in grader.log, not for students
+        return _failure_results(path, test_files, problem)
 
 
 def _failure_results(path: Path, test_files: list, problem: str) -> dict:

@@ -12,6 +12,7 @@ grade-one FILE --out DIR      grade one file in this process (what `grade` runs 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -57,12 +58,11 @@ def _add_settings(parser: argparse.ArgumentParser, with_paths: bool = True) -> N
             help="the data (default: $MNIST_NPZ or $FASHION_MNIST_DATA, then the known places)",
         )
     for setting in flag_settings():
-        parser.add_argument(
-            f"--{setting.name.replace('_', '-')}",
-            type=int,
-            default=setting.default,
-            help=flag_help(setting),
-        )
+        flag = f"--{setting.name.replace('_', '-')}"
+        if setting.type == "bool":
+            parser.add_argument(flag, action="store_true", help=flag_help(setting))
+        else:
+            parser.add_argument(flag, type=int, default=setting.default, help=flag_help(setting))
 
 
 def _add_dataset(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "grade-one":
         from . import engine, results
 
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s"
+        )  # the grading child's stderr is the submission's grader.log (mnist_grader.batch)
         settings = _settings(args)
         settings.slot = args.slot
         report = engine.grade_submission(args.submission, settings)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import sys
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from . import checks, sandbox
 from .settings import Settings, Status  # noqa: F401 - Settings is the engine's interface too
+
+logger = logging.getLogger(__name__)  # the grading child's stderr: OUT/<submission>/grader.log
 
 # Imported where used (notebook, session, wire, numpy): the batch parent imports this module for
 # Settings and Report only, and stays small.
@@ -158,11 +161,23 @@ def grade_submission(path: Path, settings: Settings) -> Report:
             environment = _environment(session, checks.parameters(test_files))
             questions = checks.run_checks(test_files, environment)
             log = session.log
+        logger.info("checks done after %.1f s: %s", time.monotonic() - started, log.status)
+        if settings.debug:
+            _keep_for_debugging(Path(tmp), path.name)
     if sandbox.is_root():
         sandbox.sweep(uid)  # again, after the folder is gone: nothing may outlive grading
     return Report(
         path.name, log.status, questions, log.problems(), time.monotonic() - started, seed
     )
+
+
+def _keep_for_debugging(folder: Path, name: str) -> None:
+    """--debug: a root-only copy of the grading folder (the kernelspec, the checks' arguments,
+    the kernel's answers), made before the folder and its tmpfs go."""
+    kept = Path(tempfile.mkdtemp(prefix=f"mnist-debug-{name}-", dir=sandbox.work_root()))
+    shutil.copytree(folder, kept, symlinks=True, dirs_exist_ok=True)
+    kept.chmod(0o700)  # copytree gave it the grading folder's 0711
+    logger.info("--debug: the sandbox's folder is kept in %s", kept)
 
 
 def check_seed(cells, test_files) -> int:

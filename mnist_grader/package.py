@@ -116,5 +116,10 @@ def grade_gradescope(root: Path, settings_for) -> Path:
                 f"No notebook found in your submission: upload {NOTEBOOK_NAME}.\n" + data["output"]
             )
         results.write_json(data, target)
+        # Gradescope shows run_autograder's output to instructors only (stdout_visibility is
+        # "hidden" in results.json): the grading child's log goes there, never to the student.
+        log = graded.parent / batch.LOG_NAME
+        if log.is_file():
+            print(log.read_text(errors="replace"))
         shutil.rmtree(out, ignore_errors=True)
     return target

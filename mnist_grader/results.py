@@ -24,6 +24,7 @@ def results_json(report: Report) -> dict:
         "execution_time": round(report.seconds, 1),
         "output": "\n".join(summary),
         "visibility": VISIBILITY,
+        "stdout_visibility": "hidden",  # run_autograder's output (the grader's log): instructors'
         "tests": [
             {
                 "name": question.name,

@@ -10,6 +10,7 @@ each call with a time limit too. Only data comes back (mnist_grader.wire).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ STARTUP_SECONDS = 60  # a kernel starts in 0.5 s here; one that has not answered
 MAX_RESTARTS = 2  # a kernel that dies or ignores interrupts is replaced, at most this often
 PROBE_SOURCE = (Path(__file__).parent / "probe.py").read_text()
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger(__name__)  # the grading child's stderr: OUT/<submission>/grader.log
 
 
 class KernelGone(Exception):
@@ -196,15 +198,23 @@ class KernelSession:
         # The kernel's own stdout/stderr (TensorFlow's logs, a student's os.write) go nowhere.
         self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client.start_new_kernel_client()
+        logger.info("kernel started as uid %s (process %s)", self.uid, self._kernel_pid()[0])
+
+    def _kernel_pid(self):
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return getattr(process, "pid", None), process
 
     def _stop_kernel(self) -> None:
+        _, process = self._kernel_pid()
         try:
             if self.client.kc is not None:
                 self.client.kc.stop_channels()
             if self.km is not None:
                 run_sync(self.km.shutdown_kernel)(now=True)
-        except Exception:
-            pass
+        except Exception as error:
+            logger.info("stopping the kernel: %s: %s", type(error).__name__, error)
+        if process is not None:
+            logger.info("kernel stopped (exit status %s)", process.poll())
         if sandbox.is_root():
             sandbox.sweep(self.uid)
 
@@ -214,6 +224,8 @@ class KernelSession:
         if self.restarts >= MAX_RESTARTS or self._remaining() < 30:
             return
         self.restarts += 1
+        logger.info("restarting the kernel (%d of %d), replaying %d cells", self.restarts,
+                 MAX_RESTARTS, len(replay))  # fmt: skip
         self._stop_kernel()
         self.log.kernel_lost, self.log.status = "", Status.GRADED
         try:
@@ -286,6 +298,7 @@ class KernelSession:
             if self.log.kernel_lost:  # given up on (restarts used up, or out of time)
                 self.log.cells.append(CellReport(label, "not run"))
                 continue
+            started = time.monotonic()
             try:
                 status, detail = self._run(source, self.limits.cell_seconds)
             except KernelGone:
@@ -301,6 +314,8 @@ class KernelSession:
             else:
                 self.log.cells.append(CellReport(label, status, detail + "; it was skipped"))
                 self._restart(ran)
+            seconds = time.monotonic() - started
+            logger.info("%s: %s in %.1f s %s", label, status, seconds, detail)
 
     def _out_of_time(self) -> bool:
         return self.log.status == Status.OUT_OF_TIME and self._remaining() <= 1

@@ -77,6 +77,15 @@ class Settings:
         "images",
         "how many training images the notebook trains on while grading (MNIST_TRAIN_IMAGES)",
     )
+    debug: bool = field(
+        default=False,
+        metadata={
+            "help": "keep a copy of each submission's grading folder (the kernelspec, the "
+            "arguments the checks sent, the answers the kernel returned; the kernel's own "
+            "folder is a private tmpfs that ends with it where mount namespaces are allowed) "
+            "and name it in OUT/<submission>/grader.log"
+        },
+    )
     slot: int = field(default=0, metadata={"internal": True})  # the sandbox uid's job slot
 
     @property
@@ -86,9 +95,11 @@ class Settings:
 
 
 def flag_settings() -> list:
-    """The settings given as command-line flags: the ints with a help text."""
-    return [f for f in fields(Settings) if f.type == "int" and "help" in f.metadata]
+    """The settings given as command-line flags: the ints and bools with a help text."""
+    return [f for f in fields(Settings) if f.type in ("int", "bool") and "help" in f.metadata]
 
 
 def flag_help(setting) -> str:
+    if setting.type == "bool":
+        return setting.metadata["help"]
     return f"{setting.metadata['help']} (default: {setting.default} {setting.metadata['unit']})"

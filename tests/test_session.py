@@ -120,3 +120,33 @@ def test_calls_that_raise_come_back_as_student_errors(data_file):
             with pytest.raises(sess.CallTimedOut, match="earlier check"):
                 session.call("g", (1,))  # not run twice
         sandbox.sweep(uid)
+
+
+def test_a_grading_log_for_the_instructor_and_debug_keeps_the_sandbox(dist, data_file, tmp_path):
+    """OUT/<submission>/grader.log has the cells' timings and the kernel's exit, never reaches the
+    feedback; --debug keeps a copy of the sandbox's folder and names it there."""
+    import json
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    import nbformat
+
+    notebook = tmp_path / "tiny.ipynb"
+    cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), notebook)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "mnist_grader", "grade", str(notebook), "--out", str(out)]
+    command += ["--checks-dir", str(dist / "autograder"), "--data-file", str(data_file)]
+    subprocess.run([*command, "--debug"], check=True, capture_output=True)
+    log = (out / "tiny" / "grader.log").read_text()
+    assert "kernel started as uid" in log and "kernel stopped" in log
+    assert re.search(r"the cell `1 / 0` \(cell 2 from the top\): error in [\d.]+ s", log)
+    kept = Path(re.search(r"kept in (\S+)", log).group(1))
+    try:
+        assert (kept / "kernels").is_dir() and list((kept / "out").glob("*.json"))
+    finally:
+        shutil.rmtree(kept)
+    results = (out / "tiny" / "results.json").read_text()
+    assert "kernel started" not in results and json.loads(results)["stdout_visibility"] == "hidden"
