@@ -21,7 +21,7 @@ from pathlib import Path
 from queue import Queue
 
 from . import checks, gradescope_export, results, sandbox
-from .engine import FIRST_SANDBOX_UID, Report, Settings, make_data_cache
+from .engine import FIRST_SANDBOX_UID, Report, Settings, could_not_grade, make_data_cache
 from .settings import Status
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip")
@@ -121,10 +121,7 @@ def _grade_in_child(
 
 
 def _failure_results(path: Path, test_files: list, problem: str) -> dict:
-    reason = (
-        f"Your submission could not be graded: {problem}. "
-        "Please tell your instructor; this is the grader's fault, not yours."
-    )
+    reason = could_not_grade(problem, graders_fault=True)
     report = Report(
         path.name, Status.GRADER_ERROR, checks.zero_results(test_files, reason), [reason]
     )
@@ -279,7 +276,7 @@ def _submissions(target: Path, workdir: Path, exports: bool) -> tuple[list[_Subm
 
 def _ungraded_results(submission: _Submission, test_files: list) -> dict:
     """results.json for an export entry with nothing to grade (no notebook, no folder)."""
-    reason = f"Your submission could not be graded: {submission.reason}."
+    reason = could_not_grade(submission.reason)
     report = Report(
         submission.name,
         submission.status,
@@ -333,7 +330,7 @@ def _grade_all(
     results.write_gradebook(rows, question_names, out / "gradebook.csv", export)
     if export:
         results.write_score_uploads(graded.values(), out)
-    if len(rows) > 1:  # a distribution of one is no use, and matplotlib costs 0.6 s to load
+    if len(rows) > 1:  # a distribution of one is no use, and loading matplotlib is not free
         maxima = {t["name"]: t["max_score"] for t in next(iter(graded.values()))["tests"]}
         maxima["total"] = sum(maxima.values())
         results.plot_distribution(rows, question_names, maxima, out / "score_distribution.png")

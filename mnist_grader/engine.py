@@ -72,13 +72,12 @@ def exercise_module(checks_dir: Path):
 
 
 def use_exercise_module(settings: Settings):
-    """The checks import mnist_exercise: take it from the checks build, not the submission."""
-    folder = str(settings.checks_dir.resolve())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    import mnist_exercise
-
+    """The checks (and the wire) import mnist_exercise: the checks build's module, loaded from
+    its file once and registered under that name, never one found on sys.path."""
     from . import wire
+
+    mnist_exercise = exercise_module(settings.checks_dir)
+    sys.modules["mnist_exercise"] = mnist_exercise
 
     os.environ[mnist_exercise.DATA_ENV_VAR] = str(settings.data_file.resolve())
     (x_train, y_train), (x_test, y_test) = mnist_exercise.exercise_data()
@@ -128,7 +127,7 @@ def grade_submission(path: Path, settings: Settings) -> Report:
     try:
         cells = notebook.read_code_cells(path)
     except notebook.UnreadableSubmission as problem:
-        reason = f"Your submission could not be graded: {problem}."
+        reason = could_not_grade(problem)
         return Report(
             path.name,
             Status.UNREADABLE,
@@ -169,6 +168,14 @@ def grade_submission(path: Path, settings: Settings) -> Report:
     return Report(
         path.name, log.status, questions, log.problems(), time.monotonic() - started, seed
     )
+
+
+def could_not_grade(why, graders_fault: bool = False) -> str:
+    """The one line a student reads when nothing of the notebook could be graded."""
+    line = f"Your submission could not be graded: {why}."
+    if graders_fault:
+        line += " Please tell your instructor; this is the grader's fault, not yours."
+    return line
 
 
 def _keep_for_debugging(folder: Path, name: str) -> None:

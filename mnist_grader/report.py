@@ -461,7 +461,7 @@ def write(out: Path, notes: list[str] | None = None, folders: list[str] | None =
     (out / "report.json").write_text(json.dumps(summary, indent=1))
     for data in submissions:
         (out / data["folder"] / FEEDBACK_PAGE).write_text(feedback_page(data))
-    # a distribution of one is no use, and matplotlib costs 0.6 s to load
+    # a distribution of one is no use, and loading matplotlib is not free
     plot = _plot_svg(submissions, summary) if len(submissions) > 1 else ""
     (out / "report.html").write_text(render(summary, plot))
     return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,13 @@ def require(available: bool, what: str) -> None:
 def exercise():
     """The master's support module (mnist_exercise), loaded from its file."""
     return engine.exercise_module(MASTER_DIR)
+
+
+@pytest.fixture
+def master_exercise(exercise, monkeypatch):
+    """`import mnist_exercise` (in the wire, the checks) gives the master's, for this test."""
+    monkeypatch.setitem(sys.modules, "mnist_exercise", exercise)
+    return exercise
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ Their scores are asserted with the rest of the bank (tests/bank/hostile.py, test
 tests check what the scores alone can't show.
 """
 
+import hashlib
 import json
 import re
 import sysconfig
@@ -15,7 +16,7 @@ from mnist_grader import batch, engine, sandbox
 from tests.bank import hostile
 from tests.conftest import PRIVATE_MODES_BEFORE, idle_sandbox_uids, read_results
 
-SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + 64)
+SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + sandbox.MAX_SLOTS)
 
 
 def test_nothing_a_submission_started_is_still_running(graded_bank):
@@ -77,6 +78,17 @@ def test_installed_packages_and_data_are_untouched(graded_bank, data_file):
     assert not Path("/tmp/sitecustomize.py").exists() and not Path("/tmp/evil.py").exists()
     planted = Path(sysconfig.get_paths()["purelib"]) / hostile.PLANTED_PTH
     assert not planted.exists(), "a submission made root write a .pth into the venv"
+    with numpy.load(data_file) as data:  # the real MNIST, as ../shared/datasets/README.md has it
+        digests = {name: hashlib.sha256(data[name].tobytes()).hexdigest() for name in MNIST_SHA256}
+    assert digests == MNIST_SHA256
+
+
+MNIST_SHA256 = {
+    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
 
 
 def test_student_text_cannot_pose_as_report_lines(graded_bank):
