@@ -1,4 +1,5 @@
-"""Every command an instructor can run is documented in the README."""
+"""Every command an instructor can run is documented in the README, every setting in the docs,
+and every link between them leads somewhere."""
 
 import re
 from pathlib import Path
@@ -30,3 +31,30 @@ def test_the_bank_table_is_up_to_date():
     from tests import bank
 
     assert (ROOT / "docs" / "bank.md").read_text() == bank.markdown(), "run `make docs`"
+
+
+DOCS = {path.name: path.read_text() for path in (ROOT / "docs").glob("*.md")}
+
+
+def test_every_setting_is_documented():
+    """Each flag of `grade` is explained in the README or docs/ (its --help has the meaning)."""
+    from mnist_grader.settings import flag_settings
+
+    everything = README + "".join(DOCS.values())
+    flags = ["--jobs", *(f"--{s.name.replace('_', '-')}" for s in flag_settings())]
+    for flag in flags:
+        assert flag in everything, f"{flag} is documented nowhere"
+    for setting in flag_settings():
+        assert setting.metadata["help"], setting.name
+
+
+def test_links_between_the_docs_lead_somewhere():
+    for name, text in {"README.md": README, **DOCS}.items():
+        base = ROOT if name == "README.md" else ROOT / "docs"
+        for target in re.findall(r"\]\(([^)#:]+)\)", text):
+            assert (base / target).exists(), f"{name} links to {target}, which is missing"
+
+
+def test_the_readme_stays_short():
+    """For the people who use it; the rest is in docs/."""
+    assert len(README) < 16_000
