@@ -8,6 +8,7 @@ parent writes one saying so, with a score of 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -59,7 +60,7 @@ def settings_arguments(settings: Settings) -> list[str]:
         flag = f"--{key.replace('_', '-')}"
         if isinstance(value, bool):
             args += [flag] if value else []
-        elif key != "slot":
+        elif key != "slot" and value != "":
             args += [flag, str(value)]
     return args
 
@@ -93,10 +94,7 @@ def _grade_in_child(
         str(slot),
         *settings_arguments(settings),
     ]
-    env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
-    if jobs > 1:  # one TensorFlow thread per kernel: parallel kernels would spin against each other
-        for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-            env.setdefault(name, "1")
+    env = {**_kernel_threads(jobs), "PYTHONPATH": str(PACKAGE_ROOT)}
     results_file = out / "results.json"
     results_file.unlink(missing_ok=True)
     started = time.monotonic()
@@ -120,6 +118,39 @@ def _grade_in_child(
         return _failure_results(path, test_files, problem)
 
 
+def _kernel_threads(jobs: int) -> dict:
+    """The environment with the kernels' thread counts."""
+    env = dict(os.environ)
+    if jobs > 1:  # one TensorFlow thread per kernel: parallel kernels would spin against each other
+        for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            env.setdefault(name, "1")
+    return env
+
+
+@contextlib.contextmanager
+def _warm_kernels(settings: Settings, jobs: int, count: int, warm: bool):
+    """Settings whose kernels are forks of one template for the batch (mnist_grader.zygote), or
+    the same settings (cold kernels: a new Python each) for one submission, with warm=False, or
+    when the template cannot start (said on screen; grading goes on cold)."""
+    if not warm or count < 2:
+        yield settings
+        return
+    from . import zygote
+
+    with tempfile.TemporaryDirectory(prefix="mnist-template-", dir=sandbox.work_root()) as folder:
+        try:
+            template = zygote.template(Path(folder), _kernel_threads(jobs))
+            socket_path = template.__enter__()
+        except (OSError, RuntimeError) as problem:
+            print(f"note: cold kernels for this batch ({problem})", file=sys.stderr)
+            yield settings
+            return
+        try:
+            yield replace(settings, kernel_template=str(socket_path))
+        finally:
+            template.__exit__(None, None, None)
+
+
 def _failure_results(path: Path, test_files: list, problem: str) -> dict:
     reason = could_not_grade(problem, graders_fault=True)
     report = Report(
@@ -135,16 +166,18 @@ def grade_batch(
     jobs: int = 1,
     progress: bool = True,
     exports: bool = True,
+    warm: bool = True,
 ) -> list[dict]:
     """Grade every submission in `target` into `out`; returns the gradebook rows, in file order.
 
     exports=False: `target` is one student's upload, graded as such even if it looks like a
-    Gradescope export (a zip a student made could).
+    Gradescope export (a zip a student made could). warm=False: every kernel a new Python
+    (as for one submission) rather than a fork of the batch's template.
     """
     with tempfile.TemporaryDirectory(prefix="mnist-data-", dir=sandbox.work_root()) as cache:
         data = make_data_cache(settings.data_file, Path(cache) / "data", settings.checks_dir)
         settings = replace(settings, data_file=data)
-        return _grade_all(target, out, settings, jobs, progress, exports)
+        return _grade_all(target, out, settings, jobs, progress, exports, warm)
 
 
 def _stage(paths: list[Path], staging: Path) -> list[Path]:
@@ -289,7 +322,13 @@ def _ungraded_results(submission: _Submission, test_files: list) -> dict:
 
 
 def _grade_all(
-    target: Path, out: Path, settings: Settings, jobs: int, progress: bool, exports: bool
+    target: Path,
+    out: Path,
+    settings: Settings,
+    jobs: int,
+    progress: bool,
+    exports: bool,
+    warm: bool = True,
 ):
     out.mkdir(parents=True, exist_ok=True)
     private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
@@ -307,6 +346,7 @@ def _grade_all(
         with (
             sandbox.lease_slots(jobs) as leased,
             tempfile.TemporaryDirectory(prefix="mnist-staged-", dir=sandbox.work_root()) as staging,
+            _warm_kernels(settings, jobs, len(to_grade), warm) as settings,
         ):
             staged = _stage([s.path for s in to_grade], Path(staging))
             names = [s.name for s in to_grade]

@@ -97,6 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     grade.add_argument("submissions", type=Path)
     grade.add_argument("--out", type=Path, required=True)
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    grade.add_argument(
+        "--cold-kernels",
+        action="store_true",
+        help="start every kernel as a new Python instead of forking it from a template that "
+        "imported TensorFlow once for the batch (warm kernels, the default for 2+ submissions)",
+    )
     _add_settings(grade)
 
     report = commands.add_parser("report", help="rebuild the class report from results.json")
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     one.add_argument("submission", type=Path)
     one.add_argument("--out", type=Path, required=True)
     one.add_argument("--slot", type=int, default=0)
+    one.add_argument("--kernel-template", default="", help="a warm-kernel template's socket")
     _add_settings(one)
 
     args = parser.parse_args(argv)
@@ -130,7 +137,13 @@ def main(argv: list[str] | None = None) -> None:
         from .gradescope_export import BadExport
 
         try:
-            rows = batch.grade_batch(args.submissions, args.out, settings, jobs=max(1, args.jobs))
+            rows = batch.grade_batch(
+                args.submissions,
+                args.out,
+                settings,
+                jobs=max(1, args.jobs),
+                warm=not args.cold_kernels,
+            )
         except BadExport as problem:
             sys.exit(f"{args.submissions}: {problem}")
         names = checks.question_names(settings.checks_dir / "tests")
@@ -174,5 +187,6 @@ def main(argv: list[str] | None = None) -> None:
         )  # the grading child's stderr is the submission's grader.log (mnist_grader.batch)
         settings = _settings(args)
         settings.slot = args.slot
+        settings.kernel_template = args.kernel_template
         report = engine.grade_submission(args.submission, settings)
         results.write_json(results.results_json(report), args.out / "results.json")

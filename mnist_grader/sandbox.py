@@ -60,22 +60,27 @@ def set_limits(memory_bytes: int, cpu_seconds: int, max_processes: int, max_file
         resource.setrlimit(kind, (value, value))
 
 
-def kernel_environment(workdir: Path) -> dict[str, str]:
-    """A clean environment: nothing of the grader's leaks in; caches point into the sandbox."""
-    keep = (
-        "PATH",
-        "LANG",
-        "LC_ALL",
-        "MNIST_NPZ",
-        "FASHION_MNIST_DATA",
-        "MNIST_EPOCHS",
-        "MNIST_TRAIN_IMAGES",
-        "TZ",
-        "TF_NUM_INTRAOP_THREADS",
-        "TF_NUM_INTEROP_THREADS",
-        "OMP_NUM_THREADS",
-    )
-    env = {name: os.environ[name] for name in keep if name in os.environ}
+# What a kernel keeps of its launcher's environment.
+KERNEL_ENV_KEEP = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "MNIST_NPZ",
+    "FASHION_MNIST_DATA",
+    "MNIST_EPOCHS",
+    "MNIST_TRAIN_IMAGES",
+    "TZ",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "OMP_NUM_THREADS",
+)
+
+
+def kernel_environment(workdir: Path, source=None) -> dict[str, str]:
+    """A clean environment: nothing of the grader's leaks in; caches point into the sandbox.
+    Kept from `source` (default: this process's environment)."""
+    source = os.environ if source is None else source
+    env = {name: source[name] for name in KERNEL_ENV_KEEP if name in source}
     env.update(
         HOME=str(workdir),
         TMPDIR=str(workdir / "tmp"),
@@ -142,7 +147,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         handle.write(data)
 
 
-def launch(argv: list[str] | None = None) -> None:
+def launcher_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True)
@@ -153,8 +158,24 @@ def launch(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-file-mb", type=int, default=256)
     parser.add_argument("--tmp-mb", type=int, default=128, help="each private tmpfs")
     parser.add_argument("-f", dest="connection_file", type=Path, required=True)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def launch(argv: list[str] | None = None) -> None:
+    """The cold path: this process becomes the sandboxed kernel by exec'ing a new Python."""
+    workdir = enter(launcher_arguments(argv))
+    python = sys.executable
+    os.execve(
+        python,
+        [python, "-m", "ipykernel_launcher", "-f", str(workdir / "kernel.json")],
+        kernel_environment(workdir),
+    )
+
+
+def enter(args: argparse.Namespace) -> Path:
+    """Put this process in the sandbox: its own session, mounts, limits and uid, in its folder
+    with the connection file and the support module. Returns the folder. Whoever calls it runs
+    the kernel next (launch by exec, mnist_grader.zygote in a fork of its template)."""
     # The folder belongs to the student's uid, and after a restart holds what the last kernel
     # left there (links to root's files, say): root reads only its own files, and everything
     # in the folder is written after dropping to the student's uid.
@@ -181,12 +202,7 @@ def launch(argv: list[str] | None = None) -> None:
     _write_new(workdir / "mnist_exercise.py", module, 0o444)
     _write_new(workdir / "kernel.json", connection, 0o600)
     (workdir / "tmp").mkdir(exist_ok=True)
-    python = sys.executable
-    os.execve(
-        python,
-        [python, "-m", "ipykernel_launcher", "-f", str(workdir / "kernel.json")],
-        kernel_environment(workdir),
-    )
+    return workdir
 
 
 @contextlib.contextmanager

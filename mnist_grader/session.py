@@ -117,10 +117,16 @@ def _write_kernelspec(
 ) -> KernelSpecManager:
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
+    # A warm kernel: a stub asks the batch's template (mnist_grader.zygote) for a fork that enters
+    # the same sandbox with the same arguments; cold: the launcher enters it and execs Python.
+    if limits.kernel_template:
+        launcher = ["mnist_grader.zygote", "kernel", "--socket", limits.kernel_template]
+    else:
+        launcher = ["mnist_grader.sandbox"]
     argv = [
         sys.executable,
         "-m",
-        "mnist_grader.sandbox",
+        *launcher,
         "--uid",
         str(uid),
         "--dir",

@@ -87,6 +87,8 @@ class Settings:
         },
     )
     slot: int = field(default=0, metadata={"internal": True})  # the sandbox uid's job slot
+    # a batch's warm-kernel template socket (mnist_grader.zygote); "" for a cold kernel
+    kernel_template: str = field(default="", metadata={"internal": True})
 
     @property
     def cpu_seconds(self) -> int:

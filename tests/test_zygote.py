@@ -1,0 +1,106 @@
+"""Warm kernels (mnist_grader.zygote): each kernel is a fresh fork of the batch's template that
+enters the same sandbox as a cold kernel, holds nothing of the grader's, and is interrupted and
+killed through its stub as jupyter_client expects."""
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mnist_grader import engine, sandbox, session, zygote
+
+pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="sandbox uids need root")
+
+FACTS = """
+import json, os, socket, sys, numpy, tempfile
+def template_reachable(path):
+    try:
+        socket.socket(socket.AF_UNIX).connect(path)
+        return True
+    except OSError:
+        return False
+facts = json.dumps({
+    "uid": os.getuid(),
+    "cwd": os.getcwd(),
+    "grader_modules": sorted(m for m in sys.modules if m.split(".")[0] == "mnist_grader"),
+    "environment": sorted(os.environ),
+    "tmp": tempfile.gettempdir(),
+    "draw": float(numpy.random.random()),
+    "pid": os.getpid(),
+    "template_reachable": template_reachable(TEMPLATE),
+})
+"""
+
+
+@pytest.fixture
+def work(tmp_path):
+    """Kernels' folders live where grading puts them: the kernel's /tmp is a private one."""
+    with tempfile.TemporaryDirectory(dir=sandbox.work_root()) as folder:
+        Path(folder).chmod(0o711)
+        yield Path(folder)
+
+
+@pytest.fixture(scope="module")
+def template_socket(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("template")
+    folder.chmod(0o700)
+    with zygote.template(folder, dict(os.environ)) as path:
+        yield path
+
+
+def _kernel_facts(tmp_path: Path, settings, slot: int) -> dict:
+    root = tmp_path / f"k{slot}"
+    root.mkdir()
+    root.chmod(0o711)
+    workdir = root / "sandbox"
+    workdir.mkdir()
+    uid = engine.FIRST_SANDBOX_UID + 40 + slot  # far from the slots a parallel test run leases
+    deadline = time.monotonic() + 120
+    module = settings.checks_dir / "mnist_exercise.py"
+    with session.KernelSession(workdir, module, uid, settings, deadline, {}) as kernel:
+        source = FACTS.replace("TEMPLATE", repr(settings.kernel_template))
+        assert kernel._run(source, 60) == ("ok", "")
+        kernel.load_probe()
+        return {**json.loads(kernel.fetch("facts")), "expected_uid": uid, "workdir": workdir}
+
+
+def test_each_kernel_is_a_fresh_fork_in_the_sandbox(settings, template_socket, work):
+    warm = replace(settings, kernel_template=str(template_socket))
+    first, second = (_kernel_facts(work, warm, slot) for slot in (0, 1))
+    for facts in (first, second):
+        assert facts["uid"] == facts["expected_uid"]
+        assert facts["cwd"] == str(facts["workdir"].resolve())
+        assert facts["grader_modules"] == []
+        assert "PYTHONPATH" not in facts["environment"] and "HOME" in facts["environment"]
+        assert facts["tmp"] == str(facts["workdir"].resolve() / "tmp")
+        assert not facts["template_reachable"]  # no kernel can ask for a kernel of another uid
+    assert first["pid"] != second["pid"]
+    assert first["draw"] != second["draw"]  # each fork its own random state, as a new Python
+
+
+def test_a_warm_kernel_is_interrupted_and_answers_again(settings, template_socket, work):
+    warm = replace(settings, kernel_template=str(template_socket), cell_seconds=3)
+    root = work / "k"
+    root.mkdir()
+    root.chmod(0o711)
+    (root / "sandbox").mkdir()
+    uid = engine.FIRST_SANDBOX_UID + 45
+    module = settings.checks_dir / "mnist_exercise.py"
+    deadline = time.monotonic() + 120
+    with session.KernelSession(root / "sandbox", module, uid, warm, deadline, {}) as kernel:
+        assert kernel._run("while True: pass", 3)[0] == "timeout"
+        assert not kernel.log.kernel_lost
+        assert kernel._run("x = 1", 10) == ("ok", "")
+        assert kernel._run("import os; pid = os.getpid()", 10) == ("ok", "")
+        kernel.load_probe()
+        pid = kernel.fetch("pid")
+        kernel.km.provisioner.process.kill()  # the manager's SIGKILL reaches only the stub
+        for _ in range(50):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists(), "the template kills a kernel whose stub died"
