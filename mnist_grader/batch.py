@@ -137,18 +137,16 @@ def _warm_kernels(settings: Settings, jobs: int, count: int, warm: bool):
         return
     from . import zygote
 
-    with tempfile.TemporaryDirectory(prefix="mnist-template-", dir=sandbox.work_root()) as folder:
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="mnist-template-", dir=sandbox.work_root())
+        )
         try:
-            template = zygote.template(Path(folder), _kernel_threads(jobs))
-            socket_path = template.__enter__()
+            socket_path = stack.enter_context(zygote.template(Path(folder), _kernel_threads(jobs)))
         except (OSError, RuntimeError) as problem:
             print(f"note: cold kernels for this batch ({problem})", file=sys.stderr)
-            yield settings
-            return
-        try:
-            yield replace(settings, kernel_template=str(socket_path))
-        finally:
-            template.__exit__(None, None, None)
+            socket_path = None
+        yield replace(settings, kernel_template=str(socket_path)) if socket_path else settings
 
 
 def _failure_results(path: Path, test_files: list, problem: str) -> dict:

@@ -63,11 +63,10 @@ def template(folder: Path, env: dict):
     """
     from . import sandbox
 
-    home = folder / "home"  # the template's caches (matplotlib's font list), readable by kernels
-    home.mkdir(mode=0o755)
-    home.chmod(0o755)
+    home = folder / "home"  # the template's own caches (matplotlib's font list)
+    home.mkdir(mode=0o700)
     path = folder / "template.sock"
-    (home / "tmp").mkdir(mode=0o755)
+    (home / "tmp").mkdir(mode=0o700)
     child_env = sandbox.kernel_environment(home, source=env)
     child_env["PYTHONPATH"] = str(PACKAGE_ROOT)
     process = subprocess.Popen(
@@ -266,7 +265,10 @@ def stub(socket_path: Path, launcher_argv: list[str]) -> int:
 
     environ = {name: os.environ[name] for name in sandbox.KERNEL_ENV_KEEP if name in os.environ}
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.connect(str(socket_path))
+    try:
+        connection.connect(str(socket_path))
+    except OSError:  # the template is gone (killed for memory, say): this kernel starts cold
+        sandbox.launch(launcher_argv)
     request = json.dumps({"argv": launcher_argv, "environ": environ}).encode()
     socket.send_fds(connection, [request], [0, 1, 2])
     message, fds, _, _ = socket.recv_fds(connection, 4096, 1)

@@ -104,3 +104,9 @@ def test_a_warm_kernel_is_interrupted_and_answers_again(settings, template_socke
                 break
             time.sleep(0.1)
         assert not Path(f"/proc/{pid}").exists(), "the template kills a kernel whose stub died"
+
+
+def test_without_its_template_a_kernel_starts_cold(settings, work):
+    gone = replace(settings, kernel_template=str(work / "no-template.sock"))
+    facts = _kernel_facts(work, gone, 2)
+    assert facts["uid"] == facts["expected_uid"] and facts["grader_modules"] == []
