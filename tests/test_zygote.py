@@ -110,3 +110,19 @@ def test_without_its_template_a_kernel_starts_cold(settings, work):
     gone = replace(settings, kernel_template=str(work / "no-template.sock"))
     facts = _kernel_facts(work, gone, 2)
     assert facts["uid"] == facts["expected_uid"] and facts["grader_modules"] == []
+
+
+def test_the_template_refuses_to_fork_once_an_import_started_a_thread():
+    import threading
+
+    before = zygote._os_threads()
+    zygote._refuse_new_threads(before)  # none started: forking is safe
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        with pytest.raises(RuntimeError, match="threads"):
+            zygote._refuse_new_threads(before)
+    finally:
+        stop.set()
+        thread.join()
