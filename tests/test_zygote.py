@@ -16,7 +16,7 @@ from mnist_grader import engine, sandbox, session, zygote
 pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="sandbox uids need root")
 
 FACTS = """
-import json, os, socket, sys, numpy, tempfile
+import json, os, resource, socket, sys, numpy, tempfile
 def template_reachable(path):
     try:
         socket.socket(socket.AF_UNIX).connect(path)
@@ -32,6 +32,9 @@ facts = json.dumps({
     "draw": float(numpy.random.random()),
     "pid": os.getpid(),
     "template_reachable": template_reachable(TEMPLATE),
+    "limits": [resource.getrlimit(getattr(resource, name))[0]
+               for name in ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_FSIZE")],
+    "namespaces": [os.readlink(f"/proc/self/ns/{kind}") for kind in ("mnt", "ipc")],
 })
 """
 
@@ -78,6 +81,15 @@ def test_each_kernel_is_a_fresh_fork_in_the_sandbox(settings, template_socket, w
         assert "PYTHONPATH" not in facts["environment"] and "HOME" in facts["environment"]
         assert facts["tmp"] == str(facts["workdir"].resolve() / "tmp")
         assert not facts["template_reachable"]  # no kernel can ask for a kernel of another uid
+        # the same limits and namespaces as a cold kernel (sandbox.enter)
+        assert facts["limits"] == [
+            settings.memory_mb * 2**20,
+            settings.cpu_seconds,
+            512,
+            256 * 2**20,
+        ]
+        grader = [os.readlink(f"/proc/self/ns/{kind}") for kind in ("mnt", "ipc")]
+        assert all(own != ours for own, ours in zip(facts["namespaces"], grader, strict=True))
     assert first["pid"] != second["pid"]
     assert first["draw"] != second["draw"]  # each fork its own random state, as a new Python
 
