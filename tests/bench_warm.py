@@ -29,7 +29,6 @@ from mnist_grader import CHECKS_DIR, MASTER_DIR, PROJECT_ROOT, engine
 from tests import bank
 from tests.bench import OTTER, SOLUTION, gradescope_tree, otter_zip
 
-DOC = PROJECT_ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench_warm: begin -->", "<!-- bench_warm: end -->"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 BATCH = 20
@@ -259,15 +258,9 @@ def batches(work: Path, env: dict) -> dict:
 
 
 def write_section(text: str) -> None:
-    DOC.parent.mkdir(exist_ok=True)
-    current = DOC.read_text() if DOC.is_file() else "# Performance\n"
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    if BEGIN in current and END in current:
-        before, rest = current.split(BEGIN, 1)
-        current = before + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        current = current.rstrip("\n") + "\n\n" + block
-    DOC.write_text(current)
+    from tests.bench import put_section
+
+    put_section(BEGIN, END, text)
 
 
 def report(machine, phases, margins, single, batch) -> str:
