@@ -1,13 +1,6 @@
-"""Commands: `python -m mnist_grader COMMAND --help`.
-
-grade SUBMISSIONS --out DIR   grade a notebook, a folder of them or a Gradescope export
-report DIR                    rebuild DIR's class report (report.html/.json) from its results
-assign                        rebuild assignment/ and solutions/ from the master notebook
-autograder                    build autograder/autograder.zip for Gradescope
-(each takes --dataset fashion_mnist for the Fashion-MNIST variant, built under build/)
-gradescope --root DIR         what the zip's run_autograder calls (grade one upload)
-grade-one FILE --out DIR      grade one file in this process (what `grade` runs per file)
-"""
+"""The command line: `python -m mnist_grader COMMAND --help` says what each command does and
+what each of its settings means. Each command is one `_run_*` function, registered with its
+arguments in `build_parser`, from which the command list (and the docs test) is derived."""
 
 from __future__ import annotations
 
@@ -18,8 +11,6 @@ from pathlib import Path
 
 from . import variants
 from .settings import Settings, flag_help, flag_settings
-
-COMMANDS = ("grade", "report", "assign", "autograder", "gradescope", "grade-one")
 
 
 def _default_data(checks_dir: Path) -> Path:
@@ -83,7 +74,77 @@ def _settings(args, checks_dir: Path | None = None, data_file: Path | None = Non
     return Settings(checks_dir=checks_dir, data_file=data_file, **values)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _run_grade(args) -> None:
+    from . import batch, checks, results
+    from .gradescope_export import BadExport
+
+    settings = _settings(args)
+    if not args.submissions.exists():
+        sys.exit(f"{args.submissions}: no such file or folder")
+    try:
+        rows = batch.grade_batch(
+            args.submissions, args.out, settings, jobs=max(1, args.jobs), warm=not args.cold_kernels
+        )
+    except BadExport as problem:
+        sys.exit(f"{args.submissions}: {problem}")
+    names = checks.question_names(settings.checks_dir / "tests")
+    print(results.table(rows, names))
+    print(f"\nresults: {args.out}/<submission>/results.json, {args.out}/gradebook.csv")
+    print(f"class report: {args.out}/report.html")
+    if (args.out / "gradescope_scores.csv").is_file():
+        print(f"scores to upload: {args.out}/gradescope_scores.csv, canvas_scores.csv")
+        unnamed = [row["file"] for row in rows if not (row["sid"] or row["email"])]
+        if unnamed:
+            print(f"not in them (no SID or email in the export): {', '.join(unnamed)}")
+
+
+def _run_report(args) -> None:
+    from . import report
+
+    if not any(args.out.glob("*/results.json")):
+        sys.exit(f"{args.out}: no <submission>/results.json here (grade into it first)")
+    report.write(args.out)
+    print(f"class report: {args.out}/report.html, {args.out}/report.json")
+
+
+def _run_assign(args) -> None:
+    from . import assign
+
+    variant = variants.get(args.dataset)
+    assign.build(variant)
+    print(f"rebuilt {variant.assignment_dir} and {variant.solutions_dir} ({variant.name})")
+
+
+def _run_autograder(args) -> None:
+    from . import package
+
+    variant = variants.get(args.dataset)
+    data_file = args.data_file or _default_data(variant.checks_dir)
+    target = args.target or variant.zip_path
+    print(f"built {package.build_zip(data_file, variant.checks_dir, target)}")
+
+
+def _run_gradescope(args) -> None:
+    from . import package
+
+    package.grade_gradescope(args.root, lambda c, d: _settings(args, c, d))
+
+
+def _run_grade_one(args) -> None:
+    from . import engine, results
+
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s"
+    )  # the grading child's stderr is the submission's grader.log (mnist_grader.batch)
+    settings = _settings(args)
+    settings.slot = args.slot
+    settings.kernel_template = args.kernel_template
+    report = engine.grade_submission(args.submission, settings)
+    results.write_json(results.results_json(report), args.out / "results.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command with its arguments, and (as `handler`) the function that runs it."""
     parser = argparse.ArgumentParser(
         prog="python -m mnist_grader",
         description=__doc__,
@@ -91,11 +152,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    grade = commands.add_parser(
-        "grade", help="grade a notebook, a folder of notebooks or a Gradescope export"
+    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    grade = command(
+        "grade", _run_grade, "grade a notebook, a folder of notebooks or a Gradescope export"
     )
     grade.add_argument("submissions", type=Path)
-    grade.add_argument("--out", type=Path, required=True)
+    grade.add_argument("--out", type=Path, required=True, help="where the results go")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     grade.add_argument(
         "--cold-kernels",
@@ -105,88 +171,37 @@ def main(argv: list[str] | None = None) -> None:
     )
     _add_settings(grade)
 
-    report = commands.add_parser("report", help="rebuild the class report from results.json")
+    report = command("report", _run_report, "rebuild the class report from results.json")
     report.add_argument("out", type=Path, help="a folder `grade --out` wrote")
 
-    assign = commands.add_parser("assign", help="rebuild assignment/ and solutions/")
+    assign = command("assign", _run_assign, "rebuild assignment/ and solutions/")
     _add_dataset(assign)
 
-    autograder = commands.add_parser("autograder", help="build the Gradescope zip")
+    autograder = command("autograder", _run_autograder, "build the Gradescope zip")
     _add_dataset(autograder)
     autograder.add_argument("--data-file", type=Path, default=None)
     autograder.add_argument("--target", type=Path, default=None, help="default: the dataset's")
 
-    gradescope = commands.add_parser("gradescope", help="grade a Gradescope upload")
+    gradescope = command("gradescope", _run_gradescope, "grade a Gradescope upload")
     gradescope.add_argument("--root", type=Path, default=Path("/autograder"))
     _add_settings(gradescope, with_paths=False)
 
-    one = commands.add_parser("grade-one", help="grade one file in this process")
+    one = command("grade-one", _run_grade_one, "grade one file in this process")
     one.add_argument("submission", type=Path)
     one.add_argument("--out", type=Path, required=True)
-    one.add_argument("--slot", type=int, default=0)
+    one.add_argument("--slot", type=int, default=0, help="which sandbox uid (a batch's job slot)")
     one.add_argument("--kernel-template", default="", help="a warm-kernel template's socket")
     _add_settings(one)
+    return parser
 
-    args = parser.parse_args(argv)
-    if args.command == "grade":
-        from . import batch, checks, results
 
-        settings = _settings(args)
-        if not args.submissions.exists():
-            sys.exit(f"{args.submissions}: no such file or folder")
-        from .gradescope_export import BadExport
+def commands() -> list[str]:
+    """The command names, from the parser itself (the docs test checks each is documented)."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(subparsers.choices)
 
-        try:
-            rows = batch.grade_batch(
-                args.submissions,
-                args.out,
-                settings,
-                jobs=max(1, args.jobs),
-                warm=not args.cold_kernels,
-            )
-        except BadExport as problem:
-            sys.exit(f"{args.submissions}: {problem}")
-        names = checks.question_names(settings.checks_dir / "tests")
-        print(results.table(rows, names))
-        print(f"\nresults: {args.out}/<submission>/results.json, {args.out}/gradebook.csv")
-        print(f"class report: {args.out}/report.html")
-        if (args.out / "gradescope_scores.csv").is_file():
-            print(f"scores to upload: {args.out}/gradescope_scores.csv, canvas_scores.csv")
-            unnamed = [row["file"] for row in rows if not (row["sid"] or row["email"])]
-            if unnamed:
-                print(f"not in them (no SID or email in the export): {', '.join(unnamed)}")
-    elif args.command == "report":
-        from . import report
 
-        if not any(args.out.glob("*/results.json")):
-            sys.exit(f"{args.out}: no <submission>/results.json here (grade into it first)")
-        report.write(args.out)
-        print(f"class report: {args.out}/report.html, {args.out}/report.json")
-    elif args.command == "assign":
-        from . import assign
-
-        variant = variants.get(args.dataset)
-        assign.build(variant)
-        print(f"rebuilt {variant.assignment_dir} and {variant.solutions_dir} ({variant.name})")
-    elif args.command == "autograder":
-        from . import package
-
-        variant = variants.get(args.dataset)
-        data_file = args.data_file or _default_data(variant.checks_dir)
-        target = args.target or variant.zip_path
-        print(f"built {package.build_zip(data_file, variant.checks_dir, target)}")
-    elif args.command == "gradescope":
-        from . import package
-
-        package.grade_gradescope(args.root, lambda c, d: _settings(args, c, d))
-    elif args.command == "grade-one":
-        from . import engine, results
-
-        logging.basicConfig(
-            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s"
-        )  # the grading child's stderr is the submission's grader.log (mnist_grader.batch)
-        settings = _settings(args)
-        settings.slot = args.slot
-        settings.kernel_template = args.kernel_template
-        report = engine.grade_submission(args.submission, settings)
-        results.write_json(results.results_json(report), args.out / "results.json")
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.handler(args)

@@ -18,7 +18,8 @@ def test_every_make_target_is_documented():
 
 
 def test_every_cli_command_is_documented():
-    for command in cli.COMMANDS:
+    assert len(cli.commands()) >= 6
+    for command in cli.commands():
         assert f"python -m mnist_grader {command}" in README, command
 
 
