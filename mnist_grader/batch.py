@@ -22,7 +22,7 @@ from pathlib import Path
 from queue import Queue
 
 from . import checks, gradescope_export, results, sandbox
-from .engine import FIRST_SANDBOX_UID, Report, Settings, could_not_grade, make_data_cache
+from .engine import Report, Settings, could_not_grade, make_data_cache
 from .settings import Status
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip")
@@ -110,7 +110,7 @@ def _grade_in_child(
         problem = "grading took longer than its time limit"
     finally:
         if sandbox.is_root():
-            sandbox.sweep(FIRST_SANDBOX_UID + slot)
+            sandbox.sweep(sandbox.slot_uid(slot))
     _write_log(out, command, child.returncode, time.monotonic() - started, stderr or b"")
     try:
         return results.read_results(results_file)
@@ -349,7 +349,7 @@ def _grade_all(
             staged = _stage([s.path for s in to_grade], Path(staging))
             names = [s.name for s in to_grade]
             extras = {s.name: s.extra for s in to_grade}
-            problem = sandbox_problem(settings, FIRST_SANDBOX_UID + leased[0])
+            problem = sandbox_problem(settings, sandbox.slot_uid(leased[0]))
             if problem:
                 graded = _not_gradable(staged, names, out, test_files, problem)
             else:

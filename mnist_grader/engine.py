@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)  # the grading child's stderr: OUT/<submiss
 # One submission's grading folder: the kernel's answers (at most 256 MB as float64, see wire) and,
 # when grading a single file by hand, a copy of the data (55 MB).
 GRADING_FOLDER_MB = 512
-FIRST_SANDBOX_UID = 61000  # uids of their own, one per parallel job, that nothing else uses
 
 
 @dataclass
@@ -138,7 +137,7 @@ def grade_submission(path: Path, settings: Settings) -> Report:
 
     seed = check_seed(cells, test_files)
     os.environ["MNIST_CHECK_SEED"] = str(seed)  # this process grades this one submission
-    uid = FIRST_SANDBOX_UID + settings.slot
+    uid = sandbox.slot_uid(settings.slot)
     deadline = started + settings.total_seconds
     with (
         tempfile.TemporaryDirectory(prefix="mnist-grade-", dir=sandbox.work_root()) as tmp,

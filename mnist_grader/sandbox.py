@@ -36,6 +36,15 @@ SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
 GRADER_DIR = Path("/run/mnist-grader")  # root's; out of /tmp, which a kernel gets a private one of
 LEASE_DIR = GRADER_DIR / "leases"  # root's alone: a sandboxed kernel cannot take or hold a lease
 MAX_SLOTS = 64
+FIRST_SANDBOX_UID = 61000  # uids of their own, one per parallel job, that nothing else uses
+SANDBOX_UIDS = range(FIRST_SANDBOX_UID, FIRST_SANDBOX_UID + MAX_SLOTS)
+
+
+def slot_uid(slot: int) -> int:
+    """The sandbox uid of a grading slot (each parallel job leases one: lease_slots)."""
+    return FIRST_SANDBOX_UID + slot
+
+
 # Linux's values for unshare(2), mount(2) and umount2(2), which Python 3.10/3.11 do not wrap.
 CLONE_NEWNS, CLONE_NEWIPC = 0x20000, 0x8000000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE, MNT_DETACH = 2, 4, 0x4000, 1 << 18, 2

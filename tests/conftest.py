@@ -122,4 +122,4 @@ def idle_sandbox_uids():
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue
-            yield engine.FIRST_SANDBOX_UID + slot
+            yield sandbox.slot_uid(slot)

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mnist_grader import engine, package, results, sandbox
+from mnist_grader import package, results, sandbox
 from tests import bank
 from tests import gradescope_like as gs
 from tests.bank import hostile
@@ -24,7 +24,7 @@ MEMORY_MB = 768  # Gradescope's default
 DISK_MB = 512  # the container's writable disk: room for grading, and little more
 # The bank tests' short limits.
 LIMITS = ["--cell-seconds", "30", "--check-seconds", "10", "--total-seconds", "240"]
-SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + sandbox.MAX_SLOTS)
+SANDBOX_UIDS = sandbox.SANDBOX_UIDS
 
 # Many small files rather than a few large ones: the per-file size limit does not bound them.
 SMALL_FILES = bank.Case(

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import psutil
 
-from mnist_grader import batch, engine, sandbox
+from mnist_grader import batch, sandbox
 from tests.bank import hostile
 from tests.conftest import PRIVATE_MODES_BEFORE, idle_sandbox_uids, read_results
 
-SANDBOX_UIDS = range(engine.FIRST_SANDBOX_UID, engine.FIRST_SANDBOX_UID + sandbox.MAX_SLOTS)
+SANDBOX_UIDS = sandbox.SANDBOX_UIDS
 
 
 def test_nothing_a_submission_started_is_still_running(graded_bank):

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mnist_grader import engine, sandbox
+from mnist_grader import sandbox
 from mnist_grader.batch import PACKAGE_ROOT
 
 pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="sandbox uids need root")
@@ -30,7 +30,7 @@ GENEROUS = dict(memory_bytes=4096 * MB, cpu_seconds=60, max_processes=64, max_fi
 def uid():
     """A sandbox uid no other grading run holds now; everything it left is swept after."""
     with sandbox.lease_slots(1) as slots:
-        uid = engine.FIRST_SANDBOX_UID + slots[0]
+        uid = sandbox.slot_uid(slots[0])
         yield uid
         sandbox.sweep(uid)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import engine, sandbox
+from mnist_grader import sandbox
 
 HOLD_ONE = """
 from mnist_grader import engine, sandbox
@@ -109,7 +109,7 @@ def test_ipc_objects_are_removed_without_cap_ipc_owner():
     require(shutil.which("capsh") is not None, "capsh (Debian's libcap2-bin) is missing")
     root = Path(__file__).resolve().parent.parent
     with sandbox.lease_slots(1) as (slot,):
-        uid = engine.FIRST_SANDBOX_UID + slot
+        uid = sandbox.slot_uid(slot)
         subprocess.run(
             [sys.executable, "-c", MAKE_SEGMENTS],
             user=uid,

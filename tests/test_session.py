@@ -33,7 +33,7 @@ def run(data_file):
             sandbox.lease_slots(1) as slots,
             tempfile.TemporaryDirectory(prefix="mnist-test-", dir=sandbox.work_root()) as tmp,
         ):
-            uid = engine.FIRST_SANDBOX_UID + slots[0]
+            uid = sandbox.slot_uid(slots[0])
             workdir = engine._prepare_sandbox(Path(tmp))
             deadline = time.monotonic() + total_seconds
             module = MASTER_DIR / "mnist_exercise.py"
@@ -104,7 +104,7 @@ def test_calls_that_raise_come_back_as_student_errors(data_file):
         sandbox.lease_slots(1) as slots,
         tempfile.TemporaryDirectory(prefix="mnist-test-", dir=sandbox.work_root()) as tmp,
     ):
-        uid = engine.FIRST_SANDBOX_UID + slots[0]
+        uid = sandbox.slot_uid(slots[0])
         workdir = engine._prepare_sandbox(Path(tmp))
         module = MASTER_DIR / "mnist_exercise.py"
         deadline = time.monotonic() + 60

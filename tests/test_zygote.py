@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import engine, sandbox, session, zygote
+from mnist_grader import sandbox, session, zygote
 
 pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="sandbox uids need root")
 
@@ -63,7 +63,7 @@ def _kernel_facts(tmp_path: Path, settings, slot: int) -> dict:
     root.chmod(0o711)
     workdir = root / "sandbox"
     workdir.mkdir()
-    uid = engine.FIRST_SANDBOX_UID + 40 + slot  # far from the slots a parallel test run leases
+    uid = sandbox.slot_uid(40 + slot)  # far from the slots a parallel test run leases
     deadline = time.monotonic() + 120
     module = settings.checks_dir / "mnist_exercise.py"
     with session.KernelSession(workdir, module, uid, settings, deadline, {}) as kernel:
@@ -102,7 +102,7 @@ def test_a_warm_kernel_is_interrupted_and_answers_again(settings, template_socke
     root.mkdir()
     root.chmod(0o711)
     (root / "sandbox").mkdir()
-    uid = engine.FIRST_SANDBOX_UID + 45
+    uid = sandbox.slot_uid(45)
     module = settings.checks_dir / "mnist_exercise.py"
     deadline = time.monotonic() + 120
     with session.KernelSession(root / "sandbox", module, uid, warm, deadline, {}) as kernel:
