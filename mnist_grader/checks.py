@@ -154,12 +154,12 @@ def _feedback(error: BaseException) -> str:
     are the grader's own problems: a call out of time, a lost kernel, an unreadable answer."""
     import mnist_exercise as ex
 
+    from . import remote, wire
     from . import session as sess
-    from . import wire
 
     if isinstance(error, ex.CheckFailed):
         return str(error)
-    if isinstance(error, (sess.CallTimedOut, sess.KernelGone)):
+    if isinstance(error, (remote.CallTimedOut, sess.KernelGone)):
         return str(error)[0].upper() + str(error)[1:] + "."
     if isinstance(error, wire.BadAnswer):
         return f"What your code returned could not be read by the grader ({error})."

@@ -117,7 +117,7 @@ def _prepare_sandbox(root: Path) -> Path:
 
 
 def grade_submission(path: Path, settings: Settings) -> Report:
-    from . import notebook
+    from . import notebook, remote
     from . import session as sess
 
     started = time.monotonic()
@@ -155,8 +155,9 @@ def grade_submission(path: Path, settings: Settings) -> Report:
         }
         with sess.KernelSession(workdir, module, uid, settings, deadline, kernel_env) as session:
             session.run_cells(cells)
-            session.load_probe()
-            environment = _environment(session, checks.parameters(test_files))
+            calls = remote.RemoteCalls(session)
+            calls.load_probe()
+            environment = _environment(calls, checks.parameters(test_files))
             questions = checks.run_checks(test_files, environment)
             log = session.log
         logger.info("checks done after %.1f s: %s", time.monotonic() - started, log.status)
@@ -196,26 +197,28 @@ def check_seed(cells, test_files) -> int:
     return int.from_bytes(digest.digest()[:4], "big")
 
 
-def _environment(session, names: set[str]):
+def _environment(calls, names: set[str]):
     """name -> the student's function (as a proxy) or value (as data), fetched when first asked."""
+    from . import remote
     from . import session as sess
 
+    log = calls.kernel.log
     try:
-        kinds = session.kinds(sorted(names))
+        kinds = calls.kinds(sorted(names))
     except Exception:  # the kernel is gone: every name is missing, every check says why
         kinds = {}
     cache: dict = {}
 
     def lookup(name: str):
-        if session.log.kernel_lost and kinds.get(name) is None:
-            raise sess.KernelGone(session.log.kernel_lost)
+        if log.kernel_lost and kinds.get(name) is None:
+            raise sess.KernelGone(log.kernel_lost)
         kind = kinds.get(name, "missing")
         if kind == "function":
-            return sess.RemoteFunction(session, name)
+            return remote.RemoteFunction(calls, name)
         if kind == "missing":  # as otter passes it in the notebook: the check says what's wrong
             return None
         if name not in cache:
-            cache[name] = session.fetch(name)
+            cache[name] = calls.fetch(name)
         return cache[name]
 
     return lookup

@@ -1,10 +1,10 @@
-"""One submission's kernel: run its cells under time limits, then answer the grader's calls.
+"""One submission's kernel: start, stop, restart, and run its cells under time limits.
 
 `KernelSession` starts a real Jupyter kernel (ipykernel, through nbclient) inside the sandbox
-(mnist_grader.sandbox), runs the submission's code cells one by one, each with a time limit
-(a cell that runs over is interrupted and the rest still run), then loads the probe
-(mnist_grader.probe) and lets the grader call the student's functions with arguments it chose,
-each call with a time limit too. Only data comes back (mnist_grader.wire).
+(mnist_grader.launcher), runs the submission's code cells one by one, each with a time limit
+(a cell that runs over is interrupted and the rest still run; one that kills the kernel is
+skipped, and a new kernel replays the cells before it). The grader's calls into the kernel, once
+the cells ran, are mnist_grader.remote's.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from .settings import Status
 KERNEL_NAME = "mnist-grader-sandbox"
 STARTUP_SECONDS = 60  # a kernel answers within seconds; one silent this long won't
 MAX_RESTARTS = 2  # a kernel that dies or ignores interrupts is replaced, at most this often
-PROBE_SOURCE = (Path(__file__).parent / "probe.py").read_text()
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger(__name__)  # the grading child's stderr: OUT/<submission>/grader.log
 
@@ -41,12 +40,6 @@ class KernelGone(Exception):
     """The kernel died, stopped answering, or the submission's time budget ran out."""
 
     raised_by_grader = True  # the checks report it as it is (mnist_exercise.call_student)
-
-
-class CallTimedOut(Exception):
-    """A call into the student's code did not finish within its time limit."""
-
-    raised_by_grader = True
 
 
 @dataclass
@@ -122,7 +115,7 @@ def _write_kernelspec(
     if limits.kernel_template:
         launcher = ["mnist_grader.zygote", "kernel", "--socket", limits.kernel_template]
     else:
-        launcher = ["mnist_grader.sandbox"]
+        launcher = ["mnist_grader.launcher"]
     argv = [
         sys.executable,
         "-m",
@@ -161,11 +154,6 @@ class KernelSession:
         # (it may write into out/, whose files are read without following links).
         self.inbox, self.outbox = workdir.parent / "in", workdir.parent / "out"
         self.log = SessionLog()
-        self.calls = 0
-        self.hung: set[str] = set()  # functions that already ran out of time once
-        # What a function called with no arguments returned (build_model(): three checks look at
-        # one model, instead of the kernel building three)
-        self.without_arguments: dict = {}
         self.restarts = 0
         self.nb = nbformat.v4.new_notebook()
         self.ksm = _write_kernelspec(workdir.parent, uid, workdir, module, limits, kernel_env)
@@ -237,7 +225,7 @@ class KernelSession:
         try:
             self._start_kernel()
             for source in replay:
-                self._run(source, self.limits.cell_seconds)
+                self.run(source, self.limits.cell_seconds)
         except (KernelGone, RuntimeError):
             self.log.lose(Status.KERNEL_DIED, "the notebook's kernel could not restart")
             self.restarts = MAX_RESTARTS
@@ -246,7 +234,7 @@ class KernelSession:
     def _remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def _run(self, source: str, timeout: float) -> tuple[str, str]:
+    def run(self, source: str, timeout: float) -> tuple[str, str]:
         """Run `source` as a cell: ("ok" | "error" | "timeout", detail)."""
         if self.log.kernel_lost:
             raise KernelGone(self.log.kernel_lost)
@@ -306,7 +294,7 @@ class KernelSession:
                 continue
             started = time.monotonic()
             try:
-                status, detail = self._run(source, self.limits.cell_seconds)
+                status, detail = self.run(source, self.limits.cell_seconds)
             except KernelGone:
                 status, detail = "kernel died", "it stopped the kernel (crash, exit or memory)"
                 if self._out_of_time():
@@ -325,74 +313,3 @@ class KernelSession:
 
     def _out_of_time(self) -> bool:
         return self.log.status == Status.OUT_OF_TIME and self._remaining() <= 1
-
-    def load_probe(self) -> None:
-        source = (
-            PROBE_SOURCE
-            + f"\n__grader_probe__ = _GraderProbe({str(self.workdir.parent)!r}, globals())"
-        )
-        try:
-            status, detail = self._run(source, self.limits.check_seconds)
-        except KernelGone:  # already lost: the log says why, and every check will repeat it
-            return
-        if status != "ok":
-            reason = f"the grader could not reach the notebook's functions ({detail})"
-            self.log.lose(Status.KERNEL_DIED, reason)
-
-    # -- calls from the checks ------------------------------------------------------------------
-    def _next_id(self) -> int:
-        self.calls += 1
-        return self.calls
-
-    def _probe(self, method: str, *args, label: str, call_id: int | None = None):
-        call_id = call_id or self._next_id()
-        if label in self.hung:
-            raise CallTimedOut(
-                f"{label} ran out of time in an earlier check, so it was not run again"
-            )
-        arguments = ", ".join([str(call_id), *(repr(a) for a in args)])
-        status, detail = self._run(
-            f"__grader_probe__.{method}({arguments})", self.limits.check_seconds
-        )
-        if status == "timeout":
-            self.hung.add(label)
-            raise CallTimedOut(
-                f"{label} did not finish within {self.limits.check_seconds} s (an endless loop?)"
-            )
-        if status == "error":
-            raise wire.BadAnswer(f"the grader's call failed ({detail})")
-        return wire.decode_answer(self.outbox, call_id)
-
-    def kinds(self, names: list[str]) -> dict:
-        """{name: "function" | "value" | "missing"} for the names the checks ask for."""
-        pairs = self._probe("kinds", sorted(names), label="the notebook")
-        kinds = {name: kind for name, kind in pairs if name in names}
-        if set(kinds) != set(names) or not set(kinds.values()) <= {"function", "value", "missing"}:
-            raise wire.BadAnswer("the list of defined names")
-        return kinds
-
-    def fetch(self, name: str):
-        return self._probe("fetch", name, label=f"reading `{name}` from your notebook")
-
-    def call(self, name: str, args: tuple):
-        if not args and name in self.without_arguments:
-            return self.without_arguments[name]
-        call_id = self._next_id()
-        wire.encode_arguments(args, self.inbox, call_id)
-        result = self._probe("call", name, label=f"your function {name}()", call_id=call_id)
-        if not args:
-            self.without_arguments[name] = result
-        return result
-
-
-class RemoteFunction:
-    """Stands for a student's function in the grader: calling it runs it in the sandbox."""
-
-    def __init__(self, session: KernelSession, name: str):
-        self.session, self.name = session, name
-
-    def __call__(self, *args):
-        return self.session.call(self.name, args)
-
-    def __repr__(self) -> str:
-        return f"<your function {self.name}>"

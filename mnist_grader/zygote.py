@@ -7,10 +7,10 @@ TensorFlow again for every submission.
   solutions, grades or submission (it never reads a file of the grading run), then listens on a
   unix socket in a folder of the grader's that only its own uid may use.
 - The kernelspec runs `python -m mnist_grader.zygote kernel --socket S <the sandbox launcher's
-  arguments>` (a stub) instead of `python -m mnist_grader.sandbox ...`. The stub sends the
+  arguments>` (a stub) instead of `python -m mnist_grader.launcher ...`. The stub sends the
   template its arguments, its environment's kernel variables and its stdin/stdout/stderr; the
   template forks; the fork closes everything of the template's, enters the sandbox exactly as
-  the cold launcher does (mnist_grader.sandbox.enter: session, mounts, limits, uid, folder),
+  the cold launcher does (mnist_grader.launcher.enter: session, mounts, limits, uid, folder),
   takes the kernel's clean environment and only then starts ipykernel. Every kernel is a new
   fork; none is reused.
 - jupyter_client manages the stub as if it were the kernel: the stub passes on the signals it
@@ -61,13 +61,13 @@ def template(folder: Path, env: dict):
     `folder` is the grader's own (mode 700): the socket in it can be reached by its uid only,
     and the template also checks each caller's uid (SO_PEERCRED).
     """
-    from . import sandbox
+    from . import launcher
 
     home = folder / "home"  # the template's own caches (matplotlib's font list)
     home.mkdir(mode=0o700)
     path = folder / "template.sock"
     (home / "tmp").mkdir(mode=0o700)
-    child_env = sandbox.kernel_environment(home, source=env)
+    child_env = launcher.kernel_environment(home, source=env)
     child_env["PYTHONPATH"] = str(PACKAGE_ROOT)
     process = subprocess.Popen(
         [sys.executable, "-m", "mnist_grader.zygote", "serve", "--socket", str(path)],
@@ -215,12 +215,12 @@ def _become_kernel(request: dict, fds: list[int], base_path: list[str]) -> None:
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the listener, other stubs' connections
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as a new Python has them
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        from . import sandbox
+        from . import launcher
 
         os.environ.clear()
         os.environ.update(request["environ"])
-        workdir = sandbox.enter(sandbox.launcher_arguments(request["argv"]))
-        code = _run_kernel(workdir, sandbox.kernel_environment(workdir), base_path)
+        workdir = launcher.enter(launcher.launcher_arguments(request["argv"]))
+        code = _run_kernel(workdir, launcher.kernel_environment(workdir), base_path)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     except BaseException:  # noqa: BLE001 - nothing may return into the template's loop
@@ -261,14 +261,14 @@ def _run_kernel(workdir: Path, environment: dict, base_path: list[str]) -> int:
 # -- the stub (what the kernelspec runs) ---------------------------------------------------------
 def stub(socket_path: Path, launcher_argv: list[str]) -> int:
     """Ask the template for a kernel with these sandbox arguments, then stand for it."""
-    from . import sandbox
+    from . import launcher
 
-    environ = {name: os.environ[name] for name in sandbox.KERNEL_ENV_KEEP if name in os.environ}
+    environ = {name: os.environ[name] for name in launcher.KERNEL_ENV_KEEP if name in os.environ}
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         connection.connect(str(socket_path))
     except OSError:  # the template is gone (killed for memory, say): this kernel starts cold
-        sandbox.launch(launcher_argv)
+        launcher.launch(launcher_argv)
     request = json.dumps({"argv": launcher_argv, "environ": environ}).encode()
     socket.send_fds(connection, [request], [0, 1, 2])
     message, fds, _, _ = socket.recv_fds(connection, 4096, 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_grader import notebook, session, wire
+from mnist_grader import notebook, remote, session, wire
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def test_an_error_in_the_students_function_is_quoted_not_raised(ex):
 
 def test_the_graders_own_problems_pass_through(ex):
     def timed_out(probs):
-        raise session.CallTimedOut("your function top_class() did not finish")
+        raise remote.CallTimedOut("your function top_class() did not finish")
 
-    with pytest.raises(session.CallTimedOut):
+    with pytest.raises(remote.CallTimedOut):
         ex.check_top_class(timed_out, np.ones(10))
 
 

@@ -1,5 +1,5 @@
 """Each protection of the sandbox, proven alone and in seconds: a child process takes a sandbox
-uid and the limits the kernel's launcher sets (mnist_grader.sandbox.set_limits), then tries the
+uid and the limits the kernel's launcher sets (mnist_grader.launcher.set_limits), then tries the
 one thing that protection must stop. Without the protection, each of these would succeed on this
 machine, so each test fails when its protection is removed."""
 
@@ -39,8 +39,8 @@ def run_as(uid: int, code: str, timeout: float = 60, **limits) -> subprocess.Com
     """`code` in a new Python that dropped to `uid` under `limits` (GENEROUS where not given)."""
     prologue = f"""
 import os
-from mnist_grader import sandbox
-sandbox.set_limits(**{ {**GENEROUS, **limits}!r})
+from mnist_grader import launcher, sandbox
+launcher.set_limits(**{ {**GENEROUS, **limits}!r})
 os.setgroups([])
 os.setgid(sandbox.NOGROUP)
 os.setuid({uid})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import sandbox
+from mnist_grader import launcher, sandbox
 
 HOLD_ONE = """
 from mnist_grader import engine, sandbox
@@ -35,9 +35,9 @@ def test_a_second_grading_run_gets_other_slots():
 
 def test_private_tmp_never_hides_the_venv(tmp_path):
     workdir = tmp_path / "sandbox"
-    in_tmp = sandbox.private_mount_targets(workdir, 61000, 16, [Path("/tmp/clone/.venv")])
+    in_tmp = launcher.private_mount_targets(workdir, 61000, 16, [Path("/tmp/clone/.venv")])
     assert workdir in in_tmp and Path("/tmp") not in in_tmp and Path("/dev/shm") in in_tmp
-    elsewhere = sandbox.private_mount_targets(workdir, 61000, 16, [Path("/opt/venv")])
+    elsewhere = launcher.private_mount_targets(workdir, 61000, 16, [Path("/opt/venv")])
     assert {Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")} <= set(elsewhere)
 
 

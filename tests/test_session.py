@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import MASTER_DIR, engine, sandbox, wire
+from mnist_grader import MASTER_DIR, engine, remote, sandbox, wire
 from mnist_grader import session as sess
 
 pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="the sandbox's uids need root")
@@ -39,14 +39,15 @@ def run(data_file):
             module = MASTER_DIR / "mnist_exercise.py"
             with sess.KernelSession(workdir, module, uid, settings, deadline, {}) as session:
                 session.run_cells(cells)
-                session.load_probe()
+                calls = remote.RemoteCalls(session)
+                calls.load_probe()
                 answers = {}
                 if not session.log.kernel_lost:
-                    kinds = session.kinds(["f", "x", "nothing"])
-                    x = session.fetch("x") if kinds["x"] == "value" else None
+                    kinds = calls.kinds(["f", "x", "nothing"])
+                    x = calls.fetch("x") if kinds["x"] == "value" else None
                     answers = {"kinds": kinds, "x": x}
                     if kinds["f"] == "function":
-                        answers["f(2)"] = session.call("f", (2,))
+                        answers["f(2)"] = calls.call("f", (2,))
             sandbox.sweep(uid)
             return session.log, answers
 
@@ -112,13 +113,14 @@ def test_calls_that_raise_come_back_as_student_errors(data_file):
             session.run_cells(
                 [(1, "def f(n):\n    raise KeyError(n)\ndef g(n):\n    while 1: pass")]
             )
-            session.load_probe()
+            calls = remote.RemoteCalls(session)
+            calls.load_probe()
             with pytest.raises(wire.StudentError, match="KeyError: 2"):
-                session.call("f", (2,))
-            with pytest.raises(sess.CallTimedOut):
-                session.call("g", (1,))
-            with pytest.raises(sess.CallTimedOut, match="earlier check"):
-                session.call("g", (1,))  # not run twice
+                calls.call("f", (2,))
+            with pytest.raises(remote.CallTimedOut):
+                calls.call("g", (1,))
+            with pytest.raises(remote.CallTimedOut, match="earlier check"):
+                calls.call("g", (1,))  # not run twice
         sandbox.sweep(uid)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import sandbox, session, zygote
+from mnist_grader import remote, sandbox, session, zygote
 
 pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="sandbox uids need root")
 
@@ -68,9 +68,10 @@ def _kernel_facts(tmp_path: Path, settings, slot: int) -> dict:
     module = settings.checks_dir / "mnist_exercise.py"
     with session.KernelSession(workdir, module, uid, settings, deadline, {}) as kernel:
         source = FACTS.replace("TEMPLATE", repr(settings.kernel_template))
-        assert kernel._run(source, 60) == ("ok", "")
-        kernel.load_probe()
-        return {**json.loads(kernel.fetch("facts")), "expected_uid": uid, "workdir": workdir}
+        assert kernel.run(source, 60) == ("ok", "")
+        calls = remote.RemoteCalls(kernel)
+        calls.load_probe()
+        return {**json.loads(calls.fetch("facts")), "expected_uid": uid, "workdir": workdir}
 
 
 def test_each_kernel_is_a_fresh_fork_in_the_sandbox(settings, template_socket, work):
@@ -83,7 +84,7 @@ def test_each_kernel_is_a_fresh_fork_in_the_sandbox(settings, template_socket, w
         assert "PYTHONPATH" not in facts["environment"] and "HOME" in facts["environment"]
         assert facts["tmp"] == str(facts["workdir"].resolve() / "tmp")
         assert not facts["template_reachable"]  # no kernel can ask for a kernel of another uid
-        # the same limits and namespaces as a cold kernel (sandbox.enter)
+        # the same limits and namespaces as a cold kernel (launcher.enter)
         assert facts["limits"] == [
             settings.memory_mb * 2**20,
             settings.cpu_seconds,
@@ -106,12 +107,13 @@ def test_a_warm_kernel_is_interrupted_and_answers_again(settings, template_socke
     module = settings.checks_dir / "mnist_exercise.py"
     deadline = time.monotonic() + 120
     with session.KernelSession(root / "sandbox", module, uid, warm, deadline, {}) as kernel:
-        assert kernel._run("while True: pass", 3)[0] == "timeout"
+        assert kernel.run("while True: pass", 3)[0] == "timeout"
         assert not kernel.log.kernel_lost
-        assert kernel._run("x = 1", 10) == ("ok", "")
-        assert kernel._run("import os; pid = os.getpid()", 10) == ("ok", "")
-        kernel.load_probe()
-        pid = kernel.fetch("pid")
+        assert kernel.run("x = 1", 10) == ("ok", "")
+        assert kernel.run("import os; pid = os.getpid()", 10) == ("ok", "")
+        calls = remote.RemoteCalls(kernel)
+        calls.load_probe()
+        pid = calls.fetch("pid")
         kernel.km.provisioner.process.kill()  # the manager's SIGKILL reaches only the stub
         for _ in range(50):
             if not Path(f"/proc/{pid}").exists():

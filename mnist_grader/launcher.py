@@ -1,0 +1,201 @@
+"""The student's kernel's launcher: the code that runs in the kernel's own process, as root,
+until it drops to the sandbox user.
+
+`python -m mnist_grader.launcher --uid U --dir D [limits] -f CONNECTION_FILE` is the argv of the
+kernelspec the grader writes for each submission (cold kernels; warm ones call `enter` in a fork
+of the batch's template, mnist_grader.zygote). Started as root, it
+- starts a new session (so the kernel and its children form one group),
+- gives the kernel private tmpfs mounts and System V IPC where the machine allows it,
+- sets resource limits (address space, CPU seconds, processes, file size, no core files),
+- copies the connection file into the sandbox folder for the unprivileged user,
+- drops to that user (uid U, group nogroup) and cds into D,
+- and execs ipykernel with a clean environment.
+When not root (a developer's laptop), it only applies the limits: nothing else is possible.
+The grader's side of the sandbox (slots, sweeps, protected folders) is mnist_grader.sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import resource
+import sys
+from pathlib import Path
+
+NOGROUP = 65534
+# Folders every user may write in: a kernel gets private ones where it can, and what its uid left
+# in them is removed after grading either way (mnist_grader.sandbox.sweep).
+SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
+
+# Linux's values for unshare(2), mount(2) and umount2(2), which Python 3.10/3.11 do not wrap.
+CLONE_NEWNS, CLONE_NEWIPC = 0x20000, 0x8000000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE, MNT_DETACH = 2, 4, 0x4000, 1 << 18, 2
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def set_limits(memory_bytes: int, cpu_seconds: int, max_processes: int, max_file_bytes: int):
+    limits = {
+        resource.RLIMIT_AS: memory_bytes,
+        resource.RLIMIT_CPU: cpu_seconds,
+        resource.RLIMIT_FSIZE: max_file_bytes,
+        resource.RLIMIT_CORE: 0,
+    }
+    if is_root():  # RLIMIT_NPROC counts per uid: only meaningful for a uid of its own
+        limits[resource.RLIMIT_NPROC] = max_processes
+    for kind, value in limits.items():
+        _, hard = resource.getrlimit(kind)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(kind, (value, value))
+
+
+# What a kernel keeps of its launcher's environment.
+KERNEL_ENV_KEEP = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "MNIST_NPZ",
+    "FASHION_MNIST_DATA",
+    "MNIST_EPOCHS",
+    "MNIST_TRAIN_IMAGES",
+    "TZ",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "OMP_NUM_THREADS",
+)
+
+
+def kernel_environment(workdir: Path, source=None) -> dict[str, str]:
+    """A clean environment: nothing of the grader's leaks in; caches point into the sandbox.
+    Kept from `source` (default: this process's environment)."""
+    source = os.environ if source is None else source
+    env = {name: source[name] for name in KERNEL_ENV_KEEP if name in source}
+    env.update(
+        HOME=str(workdir),
+        TMPDIR=str(workdir / "tmp"),
+        MPLBACKEND="agg",
+        MPLCONFIGDIR=str(workdir / "tmp"),
+        PYTHONDONTWRITEBYTECODE="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        KERAS_HOME=str(workdir / "tmp" / "keras"),
+        PYTHONNOUSERSITE="1",
+    )
+    return env
+
+
+def private_mount_targets(workdir: Path, uid: int, size_mb: int, needed: list[Path]) -> dict:
+    """Where the kernel's namespace mounts a fresh tmpfs, with its options: its own folder, and
+    each shared temporary folder that holds none of `needed` (what the kernel runs on: a venv
+    or checkout in /tmp, hidden under a fresh tmpfs, would keep the kernel from starting)."""
+    targets = {workdir: f"size={size_mb}m,mode=0700,uid={uid},gid={NOGROUP}"}
+    for folder in {Path(folder).resolve() for folder in SHARED_TMP_DIRS}:  # /var/lock -> /run/lock
+        if folder.is_dir() and not any(path.resolve().is_relative_to(folder) for path in needed):
+            targets[folder] = f"size={size_mb}m,mode=1777"
+    return targets
+
+
+def _private_mounts(workdir: Path, uid: int, size_mb: int) -> bool:
+    """A mount namespace of the kernel's own: fresh, size-limited tmpfs on its folder and on the
+    shared temporary folders (private_mount_targets), so what it writes is bounded and gone
+    when it ends.
+
+    By hand (ctypes) because Python 3.10/3.11 have no os.unshare or mount. Needs CAP_SYS_ADMIN:
+    False where that is missing (a Docker container, say), and the kernel runs without it.
+    """
+    libc = _libc()
+    # Its own System V IPC too: shared memory it makes dies with it instead of outliving it.
+    libc.unshare(CLONE_NEWIPC)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return False
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    needed = [Path(p) for p in (sys.prefix, sys.base_prefix, sys.executable, __file__)]
+    for target, options in private_mount_targets(workdir, uid, size_mb, needed).items():
+        if not _mount_tmpfs(libc, target, options):
+            return target != workdir  # the shared folders are swept anyway; the folder is vital
+    return True
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount_tmpfs(libc, target: Path, options: str) -> bool:
+    flags = MS_NOSUID | MS_NODEV
+    return libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) == 0
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` afresh (whatever stood there is removed first), never through a link."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def launcher_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--uid", type=int, required=True)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--module", type=Path, required=True, help="mnist_exercise.py to copy in")
+    parser.add_argument("--memory-mb", type=int, required=True)
+    parser.add_argument("--cpu-seconds", type=int, required=True)
+    parser.add_argument("--max-processes", type=int, default=512)
+    parser.add_argument("--max-file-mb", type=int, default=256)
+    parser.add_argument("--tmp-mb", type=int, default=128, help="each private tmpfs")
+    parser.add_argument("-f", dest="connection_file", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def launch(argv: list[str] | None = None) -> None:
+    """The cold path: this process becomes the sandboxed kernel by exec'ing a new Python."""
+    workdir = enter(launcher_arguments(argv))
+    python = sys.executable
+    os.execve(
+        python,
+        [python, "-m", "ipykernel_launcher", "-f", str(workdir / "kernel.json")],
+        kernel_environment(workdir),
+    )
+
+
+def enter(args: argparse.Namespace) -> Path:
+    """Put this process in the sandbox: its own session, mounts, limits and uid, in its folder
+    with the connection file and the support module. Returns the folder. Whoever calls it runs
+    the kernel next (launch by exec, mnist_grader.zygote in a fork of its template)."""
+    # The folder belongs to the student's uid, and after a restart holds what the last kernel
+    # left there (links to root's files, say): root reads only its own files, and everything
+    # in the folder is written after dropping to the student's uid.
+    workdir = args.dir.resolve()
+    connection = args.connection_file.read_bytes()
+    module = args.module.read_bytes()
+    try:
+        os.setsid()
+    except PermissionError:  # jupyter_client already made us a session leader
+        pass
+    if is_root():
+        if not _private_mounts(workdir, args.uid, args.tmp_mb):
+            os.chown(workdir, args.uid, NOGROUP, follow_symlinks=False)
+            os.chmod(workdir, 0o700)  # other submissions' kernels (other uids) cannot look in
+    set_limits(
+        args.memory_mb * 2**20, args.cpu_seconds, args.max_processes, args.max_file_mb * 2**20
+    )
+    if is_root():
+        os.setgroups([])
+        os.setgid(NOGROUP)
+        os.setuid(args.uid)
+    os.chdir(workdir)
+    os.umask(0o077)
+    _write_new(workdir / "mnist_exercise.py", module, 0o444)
+    _write_new(workdir / "kernel.json", connection, 0o600)
+    (workdir / "tmp").mkdir(exist_ok=True)
+    return workdir
+
+
+if __name__ == "__main__":
+    launch()
