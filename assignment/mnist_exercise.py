@@ -491,29 +491,19 @@ def reference_model(seed: int = 0, hidden_units: int = 32) -> ModelSpec:
     they judge predict_probs on this model, not on the student's (whose mistakes are build_model's
     checks' business), so one mistake costs points in one place."""
     rng = np.random.default_rng(seed)
+
+    def dense(inputs: int, units: int, activation: str, spread: float) -> LayerSpec:
+        kernel = rng.normal(0, spread, (inputs, units)).astype(np.float32)
+        bias = rng.normal(0, 0.1, units).astype(np.float32)
+        return LayerSpec("Dense", units, activation, [kernel, bias])
+
     pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
     return ModelSpec(
         input_shape=(None, *IMAGE_SHAPE),
         layers=[
             LayerSpec("Flatten"),
-            LayerSpec(
-                "Dense",
-                hidden_units,
-                "relu",
-                [
-                    rng.normal(0, 0.1, (pixels, hidden_units)).astype(np.float32),
-                    rng.normal(0, 0.1, hidden_units).astype(np.float32),
-                ],
-            ),
-            LayerSpec(
-                "Dense",
-                NUM_CLASSES,
-                "softmax",
-                [
-                    rng.normal(0, 0.5, (hidden_units, NUM_CLASSES)).astype(np.float32),
-                    rng.normal(0, 0.1, NUM_CLASSES).astype(np.float32),
-                ],
-            ),
+            dense(pixels, hidden_units, "relu", 0.1),
+            dense(hidden_units, NUM_CLASSES, "softmax", 0.5),
         ],
         optimizer="Adam",
         loss="sparse_categorical_crossentropy",
@@ -634,12 +624,17 @@ SHAPE_NAMES = (
 )
 
 
+def _is_the_class_count(got) -> bool:
+    """10, or (10,): the number of classes given where the number of labels was asked for."""
+    return as_class(got) == NUM_CLASSES or as_shape(got) == (NUM_CLASSES,)
+
+
 def _shape_hint(got, expected: tuple, which: int) -> str:
     """The hint for the common wrong answers (rubric.md's table)."""
     shape = as_shape(got)
     if shape is not None and len(shape) > 1 and shape == expected[::-1]:
         return " The order is reversed: NumPy lists the number of images first."
-    if which == 1 and (as_class(got) == NUM_CLASSES or shape == (NUM_CLASSES,)):
+    if which == 1 and _is_the_class_count(got):
         return (
             f" There is one label per image, so the label set has {expected[0]} entries; "
             f"{NUM_CLASSES} is the number of classes."
@@ -686,7 +681,7 @@ def check_label_count(get_shapes, arrays) -> None:
     expected = (len(arrays[1]),)
     got = result[1]
     hint = ""
-    if as_class(got) == NUM_CLASSES or as_shape(got) == (NUM_CLASSES,):
+    if _is_the_class_count(got):
         hint = f" {NUM_CLASSES} is the number of classes, not the number of labels."
     elif as_class(got) == expected[0]:
         hint = " That is the number of labels; a shape is a tuple."
