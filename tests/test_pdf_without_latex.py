@@ -67,6 +67,10 @@ MARKDOWN = "Also **bold**, _emphasis_, `top_class(probs)` and $\\sigma(x)$:\n\n-
 DISPLAY_MATH = "$$\\sum_{i=0}^{9} p_i = 1$$\n\n$$\\begin{aligned} a &= b \\end{aligned}$$\n"
 LONG_SENTENCE = "Each epoch the optimizer lowers the loss a little more on the training batches. "
 NO_LATEX_PATH = str(Path(sys.executable).parent)  # python, pip, jupyter: no pandoc, no xelatex
+# IPython's %pip runs $SHELL, else "sh" looked up on PATH (which no longer has it). A student's
+# session always exports SHELL; CI's may not, so the tests name it as a login would.
+LOGIN_SHELL = shutil.which("sh") or "/bin/sh"
+NO_LATEX_ENV = {"PATH": NO_LATEX_PATH, "SHELL": LOGIN_SHELL}
 
 
 def load_answers_pdf():
@@ -139,7 +143,7 @@ def colab(dist, data_file, tmp_path_factory) -> dict:
         "MNIST_NPZ": str(data_file),
         "MNIST_EPOCHS": "1",
         "MNIST_TRAIN_IMAGES": "2000",
-        "PATH": NO_LATEX_PATH,
+        **NO_LATEX_ENV,
         "PYTHONPATH": str(STUB),
         "COLAB_STUB_NOTEBOOK": str(editor),
         "COLAB_STUB_DOWNLOADS": str(downloads),
@@ -270,6 +274,7 @@ def in_folder(folder: Path, path: str = NO_LATEX_PATH):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         patch.setenv("PATH", path)
+        patch.setenv("SHELL", LOGIN_SHELL)
         yield
 
 
@@ -363,7 +368,7 @@ def test_export_before_saving_says_so(dist, tmp_path):
     init = next(c for c in nb.cells if "otter.Notebook(" in c.source)
     ran = nbformat.v4.new_notebook(cells=[init, nb.cells[-1]], metadata=nb.metadata)
     with pytest.raises(CellExecutionError) as error:
-        run_like_a_student(tmp_path / NOTEBOOK, {"PATH": NO_LATEX_PATH}, save=print, nb=ran)
+        run_like_a_student(tmp_path / NOTEBOOK, NO_LATEX_ENV, save=print, nb=ran)
     assert "ExportError" in str(error.value) and "Save the notebook (File > Save)" in str(
         error.value
     )
