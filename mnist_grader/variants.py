@@ -21,6 +21,12 @@ RUBRIC = SOLUTIONS_DIR / "rubric.md"  # hand-written, so it lives in solutions/,
 BUILD_DIR = PROJECT_ROOT / "build"
 
 
+def master_sources(master: Path) -> list[Path]:
+    """The master's own files: not what Python or Jupyter leave beside them when an instructor
+    imports the module or opens the notebook (__pycache__/, .ipynb_checkpoints/, dotfiles)."""
+    return sorted(p for p in master.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -63,10 +69,11 @@ class Variant:
         # is slow to import (jsonschema), which a batch's parent process does not otherwise pay
 
         folder.mkdir(parents=True, exist_ok=True)
+        sources = master_sources(MASTER_DIR)
         notebooks = {
-            path.name: nbformat.read(path, as_version=4) for path in MASTER_DIR.glob("*.ipynb")
+            p.name: nbformat.read(p, as_version=4) for p in sources if p.suffix == ".ipynb"
         }
-        texts = {p.name: p.read_text() for p in MASTER_DIR.iterdir() if p.suffix != ".ipynb"}
+        texts = {p.name: p.read_text() for p in sources if p.suffix != ".ipynb"}
         texts[RUBRIC.name] = RUBRIC.read_text()
         for old, new in self.edits:
             found = False

@@ -5,6 +5,7 @@ MNIST master; its own bank is graded through the real grader with the variant's 
 Debian's dataset-fashion-mnist, and the MNIST build stays as it is.
 """
 
+import shutil
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,16 @@ import nbformat
 import numpy as np
 import pytest
 
-from mnist_grader import ASSIGNMENT_DIR, SOLUTIONS_DIR, assign, batch, engine, package, variants
+from mnist_grader import (
+    ASSIGNMENT_DIR,
+    MASTER_DIR,
+    SOLUTIONS_DIR,
+    assign,
+    batch,
+    engine,
+    package,
+    variants,
+)
 from tests import bank
 from tests.conftest import assert_graded_as_expected, read_results, require
 
@@ -115,6 +125,25 @@ def test_the_variants_zip_carries_its_data(built, fashion_data, tmp_path):
     target = package.build_zip(fashion_data, built.checks_dir, tmp_path / "fashion.zip")
     names = zipfile.ZipFile(target).namelist()
     assert "data/fashion_mnist/x_train.npy" in names and "data/mnist/x_train.npy" not in names
+
+
+def test_what_python_and_jupyter_leave_in_the_master_stays_out_of_the_variant(
+    tmp_path, monkeypatch
+):
+    """An instructor who imported the module or opened the notebook has a __pycache__/ and an
+    .ipynb_checkpoints/ in the master: the variant is made from the master's own files only."""
+    master = tmp_path / "master"
+    shutil.copytree(MASTER_DIR, master, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+    own = sorted(p.name for p in master.iterdir())
+    (master / "__pycache__").mkdir()
+    (master / "__pycache__" / "mnist_exercise.cpython-311.pyc").write_bytes(b"\x00\xff")
+    (master / ".ipynb_checkpoints").mkdir()
+    (master / ".ipynb_checkpoints" / "mnist_first_steps-checkpoint.ipynb").write_text("{}")
+    (master / ".DS_Store").write_bytes(b"\x00\x01")
+    monkeypatch.setattr(variants, "MASTER_DIR", master)
+    written = FASHION.master(tmp_path / "variant")
+    assert sorted(p.name for p in written.iterdir()) == sorted([*own, variants.RUBRIC.name])
+    assert "fashion" in (written / "mnist_exercise.py").read_text().lower()
 
 
 def test_an_edit_the_master_no_longer_fits_stops_the_build(tmp_path):
