@@ -92,8 +92,8 @@ MUTATIONS = [
         EXERCISE,
         '        spec.optimizer.lower() == "adam",\n',
         "        True,\n",
-        bank_test("fails_q4d_rmsprop_optimizer"),
-        ("fails_q4d_rmsprop_optimizer",),
+        bank_test("fails_q4d_sgd_optimizer"),
+        ("fails_q4d_sgd_optimizer",),
     ),
     Mutation(
         "predict_probs tolerance loosened to 0.5",
@@ -110,6 +110,14 @@ MUTATIONS = [
         "        accuracy >= 0.0,\n",
         bank_test("fails_q4d_learning_rate_too_small"),
         ("fails_q4d_learning_rate_too_small",),
+    ),
+    Mutation(
+        "accuracy judged again on a model build_model's checks charge",
+        EXERCISE,
+        "    if _charged_by_the_build_checks(spec):\n",
+        "    if False:\n",
+        bank_test("fails_q4d_sgd_optimizer", "fails_q4d_five_output_units"),
+        ("fails_q4d_sgd_optimizer", "fails_q4d_five_output_units"),
     ),
     Mutation(
         "top_class judged on its shape only",

@@ -235,7 +235,7 @@ def question_groups(graded_bank, question: str) -> dict[str, set]:
         ("q4d", "5", "fails_q4d_five_output_units"),
         ("q4d", "an array of shape (20000, 10) (float32)", "fails_q4d_predicts_training_set"),
         ("q4b", "10", "fails_q4b_label_count_as_int"),
-        ("q4d", "'RMSprop'", "fails_q4d_rmsprop_optimizer"),
+        ("q4d", "'SGD'", "fails_q4d_sgd_optimizer"),
         ("q5", "array([0, 1, 0, 0, 2, 4, 0, 0, 0, 0])", "fails_q5_argmax_axis0"),
         ("q5", "7", "fails_q5_always_seven"),
         ("q6", "no bars", "fails_q6_no_bars"),

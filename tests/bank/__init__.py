@@ -124,9 +124,10 @@ def build_model():
     ),
     Case(
         "fails_q4d_five_output_units",
-        "5 output units: the output-layer check fails, and training stops with an error (labels "
-        "go up to 9), so the trained model's accuracy check fails too; predict_probs and "
-        "top_class are judged on reference values and keep their points",
+        "5 output units: the output-layer check fails; training stops with an error (labels "
+        "go up to 9), but the accuracy check judges only models built as asked, so it is not "
+        "charged again; predict_probs and top_class are judged on reference values and keep "
+        "their points",
         {
             "build_model": """
 def build_model():
@@ -140,10 +141,9 @@ def build_model():
     return model
 """
         },
-        {"q4d": 5},
+        {"q4d": 6},
         feedback={
             "q4d/last layer 10 units softmax": "The last layer needs one unit per class: 10 units.",
-            "q4d/trained model accuracy": "The trained model should classify at least 90% of the test images correctly.",
         },
     ),
     Case(
@@ -180,9 +180,10 @@ def get_shapes(train_images, train_labels, test_images):
         },
     ),
     Case(
-        "fails_q4d_rmsprop_optimizer",
-        "compiled with optimizer='rmsprop' instead of adam: only the compile check fails (the "
-        "model still trains well)",
+        "fails_q4d_sgd_optimizer",
+        "compiled with optimizer='sgd' instead of adam: only the compile check fails. At the "
+        "grader's shorter training sgd falls short of 90% (its 5 epochs in the notebook do not), "
+        "but the accuracy check judges only models built as asked, so it is not charged twice",
         {
             "build_model": """
 def build_model():
@@ -192,7 +193,7 @@ def build_model():
         keras.layers.Dense(128, activation="relu"),
         keras.layers.Dense(10, activation="softmax"),
     ])
-    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     return model
 """
         },
