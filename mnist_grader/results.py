@@ -122,13 +122,25 @@ def gradebook_columns(question_names: list[str], identity_columns=False) -> list
     return ["file", "total", *question_names, "status"]
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). File
+# names and names are the students' own text, so such a cell is written with a leading
+# apostrophe, which spreadsheets show as text and do not run.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_gradebook(
     rows: list[dict], question_names: list[str], path: Path, identity_columns=False
 ) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, gradebook_columns(question_names, identity_columns))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
 
 
 # Scores to upload: one row per student (a group's members each get the group's score), keyed
@@ -154,21 +166,14 @@ def write_score_uploads(graded, out: Path) -> int:
         writer.writerow(GRADESCOPE_SCORE_COLUMNS)
         for person, score, max_points, results in people:
             status = results["extra_data"]["status"]
-            writer.writerow(
-                [
-                    person["name"],
-                    person["sid"],
-                    person["email"],
-                    f"{score:g}",
-                    f"{max_points:g}",
-                    status,
-                ]
-            )
+            identity = [spreadsheet_safe(person[key]) for key in ("name", "sid", "email")]
+            writer.writerow([*identity, f"{score:g}", f"{max_points:g}", status])
     with (out / "canvas_scores.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*CANVAS_SCORE_COLUMNS, CANVAS_ASSIGNMENT])
         for person, score, _, _ in people:
-            writer.writerow([person["name"], "", person["sid"], person["email"], "", f"{score:g}"])
+            name, sid, email = (spreadsheet_safe(person[key]) for key in ("name", "sid", "email"))
+            writer.writerow([name, "", sid, email, "", f"{score:g}"])
     return len(people)
 
 

