@@ -152,6 +152,11 @@ CANVAS_SCORE_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section
 CANVAS_ASSIGNMENT = "MNIST first steps (autograded)"
 
 
+def _safe_identity(person: dict) -> tuple[str, str, str]:
+    """A submitter's name, SID and email, as the score uploads write them."""
+    return tuple(spreadsheet_safe(person[key]) for key in ("name", "sid", "email"))
+
+
 def write_score_uploads(graded, out: Path) -> int:
     """gradescope_scores.csv and canvas_scores.csv; returns how many students they hold."""
     people = []
@@ -166,13 +171,12 @@ def write_score_uploads(graded, out: Path) -> int:
         writer.writerow(GRADESCOPE_SCORE_COLUMNS)
         for person, score, max_points, results in people:
             status = results["extra_data"]["status"]
-            identity = [spreadsheet_safe(person[key]) for key in ("name", "sid", "email")]
-            writer.writerow([*identity, f"{score:g}", f"{max_points:g}", status])
+            writer.writerow([*_safe_identity(person), f"{score:g}", f"{max_points:g}", status])
     with (out / "canvas_scores.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*CANVAS_SCORE_COLUMNS, CANVAS_ASSIGNMENT])
         for person, score, _, _ in people:
-            name, sid, email = (spreadsheet_safe(person[key]) for key in ("name", "sid", "email"))
+            name, sid, email = _safe_identity(person)
             writer.writerow([name, "", sid, email, "", f"{score:g}"])
     return len(people)
 

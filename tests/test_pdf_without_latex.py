@@ -399,23 +399,26 @@ def saved_solution(dist, folder: Path, extra: str) -> Path:
     return folder / NOTEBOOK
 
 
+def export_where_latex_is(dist, folder: Path, extra: str, capsys) -> str:
+    """The reference solution with `extra` added to its first answer, saved in `folder` and
+    exported with pandoc and XeLaTeX on PATH; what the export said."""
+    latex()
+    saved_solution(dist, folder, extra)
+    with in_folder(folder, os.environ["PATH"]):
+        answers_pdf.export(None)
+    return capsys.readouterr().out
+
+
 def test_characters_latex_fonts_lack_go_without_latex(dist, tmp_path, capsys):
     """XeLaTeX would drop σ and 中 without an error: the PDF is made without LaTeX instead."""
-    latex()
-    saved_solution(dist, tmp_path, "\n\nThe sigmoid σ, in Chinese 中文.")
-    with in_folder(tmp_path, os.environ["PATH"]):
-        answers_pdf.export(None)
-    said = capsys.readouterr().out
+    said = export_where_latex_is(dist, tmp_path, "\n\nThe sigmoid σ, in Chinese 中文.", capsys)
     assert "the text has characters the LaTeX fonts lack: σ 中 文" in said, said
     assert "σ, in Chinese 中文" in " ".join(read_back(tmp_path / PDF))
 
 
 def test_latex_failing_on_the_text_goes_without_latex(dist, tmp_path, capsys):
-    latex()
-    saved_solution(dist, tmp_path, "\n\nIn maths: $\\notacommand{x}$ and $x^2$.")
-    with in_folder(tmp_path, os.environ["PATH"]):
-        answers_pdf.export(None)
-    said = capsys.readouterr().out
+    extra = "\n\nIn maths: $\\notacommand{x}$ and $x^2$."
+    said = export_where_latex_is(dist, tmp_path, extra, capsys)
     assert "without LaTeX (LaTeX failed on the notebook's text: ! Undefined control" in said, said
     text = " ".join(" ".join(read_back(tmp_path / PDF)).split())
     assert "In maths: $\\notacommand{x}$ and $x^2$." in text
