@@ -11,6 +11,7 @@ grade_submission(notebook, settings) -> Report. The steps:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -23,7 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import checks, sandbox
+from . import checks, evaluator, sandbox
 from .settings import Settings, Status  # noqa: F401 - Settings is the engine's interface too
 
 logger = logging.getLogger(__name__)  # the grading child's stderr: OUT/<submission>/grader.log
@@ -155,10 +156,21 @@ def grade_submission(path: Path, settings: Settings) -> Report:
         }
         with sess.KernelSession(workdir, module, uid, settings, deadline, kernel_env) as session:
             session.run_cells(cells)
+            explain_grading_size(session.log, cells, exercise, settings.train_images)
             calls = remote.RemoteCalls(session)
             calls.load_probe()
             environment = _environment(calls, checks.parameters(test_files))
-            questions = checks.run_checks(test_files, environment)
+            exercise.keras_runner = functools.partial(
+                evaluator.run_model,
+                folder=Path(tmp),
+                slot=settings.slot,
+                memory_mb=settings.memory_mb,
+                seconds=settings.model_seconds,
+            )
+            try:
+                questions = checks.run_checks(test_files, environment)
+            finally:
+                exercise.keras_runner = None
             log = session.log
         logger.info("checks done after %.1f s: %s", time.monotonic() - started, log.status)
         if settings.debug:
@@ -168,6 +180,23 @@ def grade_submission(path: Path, settings: Settings) -> Report:
     return Report(
         path.name, log.status, questions, log.problems(), time.monotonic() - started, seed
     )
+
+
+def explain_grading_size(log, cells, exercise, train_images: int) -> None:
+    """A cell that failed with the full training set's size in it (`x_train.reshape((60000,
+    784))`) failed because grading trains on fewer images: its report says so, and what to
+    write instead. Why not give the notebook every image: training on them would cost every
+    submission's grading several times the CPU, for a bar that fewer images clear."""
+    full = len(exercise.exercise_data()[0][0])
+    if train_images >= full:
+        return
+    spellings = {str(full), f"{full:_}", f"{full:,}"}
+    for report, (_, source) in zip(log.cells, cells, strict=False):
+        if report.status == "error" and any(s in report.detail or s in source for s in spellings):
+            report.detail += (
+                f" (while grading, x_train holds the first {train_images} training images, "
+                f"not {full}: write x_train.shape[0] or len(x_train) instead of {full})"
+            )
 
 
 def could_not_grade(why, graders_fault: bool = False) -> str:

@@ -106,8 +106,10 @@ class _GraderProbe:
                 "input_shape": self._jsonable(model.input_shape),
                 "optimizer": model.optimizer,
                 "loss": model.loss,
+                "config": model.config,
             }
-        figure = mnist_exercise.describe_figure(value) if "matplotlib" in str(type(value)) else None
+        is_figure = "matplotlib" in str(type(value)) or mnist_exercise.figure_inside(value)
+        figure = mnist_exercise.describe_figure(value) if is_figure else None
         if figure is not None:
             handle = f"kept_{call_id}"
             self.kept[handle] = value
@@ -128,8 +130,16 @@ class _GraderProbe:
                     )
                     for b in ax.bars
                 ]
-                axes.append(dict(images=images, bars=bars, title=ax.title))
-            return {"kind": "figure", "handle": handle, "axes": axes}
+                axes.append(
+                    dict(
+                        images=images,
+                        bars=bars,
+                        title=ax.title,
+                        orientation=ax.orientation,
+                        box=list(ax.box),
+                    )
+                )
+            return {"kind": "figure", "handle": handle, "axes": axes, "inside": figure.inside}
         if isinstance(value, (tuple, list, bool, int, float, str, np.generic)):
             try:
                 return {"kind": "json", "value": self._jsonable(value)}
@@ -141,7 +151,7 @@ class _GraderProbe:
             array = None
         if array is not None and array.dtype.kind in "biuf":
             return {"kind": "array", "file": self._save_array(call_id, "result", array)}
-        return {"kind": "other", "type": type(value).__name__, "repr": repr(value)[:200]}
+        return {"kind": "other", "type": type(value).__name__, "repr": repr(value)[:1000]}
 
     def _answer(self, call_id, message):
         path = os.path.join(self.outbox, f"{call_id}.json")

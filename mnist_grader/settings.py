@@ -66,6 +66,13 @@ class Settings:
         "the kernel's address space (TensorFlow alone reserves a large part of it); an "
         "allocation past it raises MemoryError in the student's code",
     )
+    model_seconds: int = _setting(
+        120,
+        "seconds",
+        "how long the grader's Keras evaluator may take to rebuild and run a trained model "
+        "that numpy does not compute (a CNN, say) for the accuracy check; past it that check "
+        "fails and says so",
+    )
     epochs: int = _setting(
         1,
         "epochs",

@@ -132,8 +132,8 @@ VARIANTS = {
             ("p ≈ 0.9999 for 7", "p ≈ 0.95 for the ankle boot"),
             ("the predicted digit", "the predicted class"),
             (
-                "bars labelled 0 to 9\non the x axis",
-                "bars labelled with the class names (`CLASS_NAMES`)\non the x axis",
+                "each bar labelled with its class, 0 to 9, with",
+                "each bar labelled with its class name (`CLASS_NAMES`), with",
             ),
             # the checks' names, as the grade report shows them
             ("test_first_test_image_is_a_seven", "test_first_test_image_is_an_ankle_boot"),

@@ -38,13 +38,14 @@ class StudentError(Exception):
 
 
 class Opaque:
-    """A value the wire cannot carry (a string of some unknown class, say): its type and repr."""
+    """A value the wire cannot carry (a string of some unknown class, say): its type and repr.
+    Shown by its repr, as the notebook shows the value itself (mnist_exercise.returned)."""
 
     def __init__(self, type_name: str, text: str):
         self.type_name, self.text = type_name, text
 
     def __repr__(self) -> str:
-        return f"<{self.type_name}: {self.text}>"
+        return self.text
 
 
 # -- encoding (grader -> sandbox) ---------------------------------------------------------------
@@ -202,6 +203,7 @@ def _model(message: dict, outbox: Path, budget: _Budget):
         optimizer=_typed(message.get("optimizer"), (str, type(None)), "optimizer"),
         loss=_typed(message.get("loss"), (str, type(None)), "loss"),
         handle=_typed(message.get("handle"), (str,), "handle"),
+        config=_typed(message.get("config"), (str, type(None)), "config"),
     )
 
 
@@ -234,8 +236,16 @@ def _figure(message: dict, outbox: Path, budget: _Budget):
             _array(outbox, name, budget) for name in _typed(ax.get("images"), (list,), "images")
         ]
         title = _typed(ax.get("title"), (str,), "title")
-        axes.append(ex.AxesSpec(images=images, bars=bars, title=title))
-    return ex.FigureSpec(axes=axes, handle=_typed(message.get("handle"), (str,), "handle"))
+        orientation = ax.get("orientation")
+        if orientation not in ("vertical", "horizontal"):
+            raise BadAnswer("bar orientation")
+        box = _floats(ax.get("box"), 4, "axes position")
+        axes.append(ex.AxesSpec(images, bars, title, orientation, box))
+    return ex.FigureSpec(
+        axes=axes,
+        handle=_typed(message.get("handle"), (str,), "handle"),
+        inside=_typed(message.get("inside"), (str, type(None)), "inside"),
+    )
 
 
 def one_line(text, limit: int) -> str:
@@ -262,7 +272,7 @@ def decode_answer(outbox: Path, call_id: int):
     if kind == "figure":
         return _figure(message, outbox, budget)
     if kind == "other":
-        return Opaque(one_line(message.get("type"), 80), one_line(message.get("repr"), 200))
+        return Opaque(one_line(message.get("type"), 80), one_line(message.get("repr"), 1000))
     if kind == "error":
         raise StudentError(
             f"{one_line(message.get('type'), 80)}: {one_line(message.get('message'), 300)}"

@@ -115,3 +115,43 @@ def test_hidden_checks_source_never_reaches_students(graded_bank, dist):
     for name in CASES:
         text = (graded_bank / name / "results.json").read_text()
         assert not any(line in text for line in hidden_lines), name
+
+
+def _got(results: dict, check: str) -> str:
+    return next(c["got"] for c in results["extra_data"]["checks"] if c["check"] == check)
+
+
+def test_what_predict_probs_returned_is_named(graded_bank):
+    """The sums check and the output check say what the rows hold, not only that they are off."""
+    got = {
+        name: read_results(graded_bank, name)
+        for name in (
+            "fails_q4d_probs_halved",
+            "fails_q4d_probs_doubled",
+            "fails_q4d_probs_uniform",
+            "fails_q4d_probs_one_hot",
+        )
+    }
+    assert _got(got["fails_q4d_probs_halved"], "probs sum to one") == "rows that sum to 0.5"
+    assert _got(got["fails_q4d_probs_doubled"], "probs sum to one") == "rows that sum to 2"
+    uniform = _got(got["fails_q4d_probs_uniform"], "probs are the models output")
+    assert uniform == "the same value, 0.1, for every class"
+    one_hot = _got(got["fails_q4d_probs_one_hot"], "probs are the models output")
+    assert one_hot.startswith("one-hot rows")
+
+
+def test_figures_are_described_as_found(graded_bank):
+    """A figure that does not show what was asked is told what was found, in words."""
+    same_axes = read_results(graded_bank, "fails_q6_image_and_bars_in_one_axes")
+    assert _got(same_axes, "ten bars of probabilities") == "the image and the bars in the same axes"
+    tupled = read_results(graded_bank, "fails_q6_returns_fig_and_axes")
+    assert _got(tupled, "returns the figure") == "a tuple of 2 items, one of them the figure"
+
+
+def test_a_cell_that_fails_only_while_grading_says_why(graded_bank):
+    """The book's x_train.reshape((60000, ...)) fails on the grader's shorter training set: the
+    student is told that, and what to write instead."""
+    output = read_results(graded_bank, "passes_all_hardcoded_60000_cell")["output"]
+    assert "cannot reshape array" in output
+    assert "x_train holds the first 20000 training images, not 60000" in output
+    assert "x_train.shape[0]" in output

@@ -20,6 +20,9 @@ import pytest
 
 from mnist_grader import batch, gradescope_export
 from mnist_grader.assign import NOTEBOOK_NAME
+from tests import bank
+
+CASES = {case.name: case for case in bank.ALL_CASES}
 
 PDF = b"%PDF-1.5\n% not really a PDF, but it does not need to be\n"
 # What Gradescope writes (one entry shown in its help and in tools reading the export):
@@ -259,12 +262,14 @@ def test_grades_an_export_into_a_gradebook_with_identities(tmp_path, notebooks, 
         "file", "name", "email", "sid", "total", "q4a", "q4b", "q4c", "q4d", "q5", "q6",
         "status", "note",
     ]  # fmt: skip
+    full = sum(bank.FULL_MARKS.values())
+    label_length_10 = sum(bank.expected_scores(CASES["fails_q4b_label_length_10"]).values())
     expected = {  # folder: (name, sid, total, status)
-        "submission_1001": ("Ada Lovelace", "1001", 22, "graded"),
-        "submission_1002": ("Grace Hopper", "1002", 20, "graded"),
+        "submission_1001": ("Ada Lovelace", "1001", full, "graded"),
+        "submission_1002": ("Grace Hopper", "1002", label_length_10, "graded"),
         "submission_1003": ("Alan Turing; Alonzo Church", "1003; 1004", 0, "unreadable"),
         "submission_1005": ("Edsger Dijkstra", "1005", 0, "no notebook"),
-        "submission_1006": ("", "", 22, "graded"),
+        "submission_1006": ("", "", full, "graded"),
         "submission_1007": ("Barbara Liskov", "1007", 0, "missing folder"),
         "submission_1008": ("Donald Knuth", "1008", 0, "unreadable"),
     }
@@ -288,7 +293,8 @@ def test_grades_an_export_into_a_gradebook_with_identities(tmp_path, notebooks, 
     by_sid = {row["SID"]: row for row in scores}
     assert set(by_sid) == {"1001", "1002", "1003", "1004", "1005", "1007", "1008"}
     assert by_sid["1004"]["Name"] == "Alonzo Church" and by_sid["1004"]["Total Score"] == "0"
-    assert float(by_sid["1002"]["Total Score"]) == 20 and float(by_sid["1002"]["Max Points"]) == 22
+    assert float(by_sid["1002"]["Total Score"]) == label_length_10
+    assert float(by_sid["1002"]["Max Points"]) == full
     assert by_sid["1001"]["Email"] == "ada@example.edu"
     with (out / "canvas_scores.csv").open() as handle:
         canvas = list(csv.DictReader(handle))

@@ -17,12 +17,15 @@ from mnist_grader.assign import NOTEBOOK_NAME
 from tests.conftest import read_results
 
 # A training cell that raised (five output units), a function whose cell does not parse (so it
-# is not defined), nothing filled in, a wrong label shape
+# is not defined), nothing filled in, a wrong label shape, a figure returned inside a tuple (which
+# the wire carries as a description), rows of probabilities that do not sum to 1
 NOTEBOOKS = (
     "fails_q4d_five_output_units",
     "syntax_error_in_top_class",
     "untouched_starter",
     "fails_q4b_label_count_as_int",
+    "fails_q6_returns_fig_and_axes",
+    "fails_q4d_probs_halved",
 )
 
 

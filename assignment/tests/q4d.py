@@ -3,7 +3,7 @@ from otter.test_files import test_case
 OK_FORMAT = False
 
 name = "q4d"
-points = 7
+points = 8
 
 @test_case(points=None, hidden=False)
 def test_model_takes_28x28_images(build_model):
@@ -26,7 +26,13 @@ def test_probs_shape(predict_probs):
     check_predict_probs_shape(predict_probs, scale_images(exercise_data()[1][0][:5]))
 
 @test_case(points=None, hidden=False)
-def test_probs_are_the_models_output(predict_probs):
+def test_probs_sum_to_one(predict_probs):
+    from mnist_exercise import check_predict_probs_sum_to_one, exercise_data, scale_images
+    check_predict_probs_sum_to_one(predict_probs, scale_images(exercise_data()[1][0][:5]))
+
+@test_case(points=None, hidden=False)
+def test_probs_are_the_models_output(predict_probs, build_model):
     from mnist_exercise import check_predict_probs_output, exercise_data, scale_images
-    check_predict_probs_output(predict_probs, scale_images(exercise_data()[1][0][:5]))
+    images = scale_images(exercise_data()[1][0][:5])
+    check_predict_probs_output(predict_probs, images, build_model=build_model)
 

@@ -19,7 +19,7 @@ import nbformat
 from mnist_grader import variants
 from mnist_grader.assign import NOTEBOOK_NAME
 
-FULL_MARKS = {"q4a": 2, "q4b": 2, "q4c": 2, "q4d": 7, "q5": 4, "q6": 5}
+FULL_MARKS = {"q4a": 2, "q4b": 2, "q4c": 2, "q4d": 8, "q5": 4, "q6": 6}
 STATUS_GRADED = "graded"
 
 
@@ -117,7 +117,7 @@ def build_model():
     return model
 """
         },
-        {"q4d": 6},
+        {"q4d": 7},
         feedback={
             "q4d/last layer 10 units softmax": "The last layer should use softmax, so the model outputs class probabilities (without it the model outputs raw scores, 'logits').",
         },
@@ -141,7 +141,7 @@ def build_model():
     return model
 """
         },
-        {"q4d": 6},
+        {"q4d": 7},
         feedback={
             "q4d/last layer 10 units softmax": "The last layer needs one unit per class: 10 units.",
         },
@@ -149,14 +149,15 @@ def build_model():
     Case(
         "fails_q4d_predicts_training_set",
         "predict_probs ignores its images and predicts x_train: 60000 rows whatever it is given, "
-        "so its three checks fail; q5 is judged on reference probabilities and keeps its points",
+        "so its shape and output checks fail (its rows are probabilities: the sums check passes); "
+        "q5 is judged on reference probabilities and keeps its points",
         {
             "predict_probs": """
 def predict_probs(model, images):
     return model.predict(x_train, verbose=0)
 """
         },
-        {"q4d": 4},
+        {"q4d": 5},
         feedback={
             "q4d/probs shape": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned {n} rows for {n} images: predict on the images passed to predict_probs, not on another array.",
             "q4d/probs are the models output": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned {n} rows for {n} images: predict on the images passed to predict_probs, not on another array.",
@@ -197,14 +198,15 @@ def build_model():
     return model
 """
         },
-        {"q4d": 6},
+        {"q4d": 7},
         feedback={
             "q4d/compiled adam sparse crossentropy": 'Compile the model with the adam optimizer (optimizer="adam").',
         },
     ),
     Case(
         "fails_q4d_predicts_classes",
-        "predict_probs returns classes (argmax) instead of probabilities: its three checks fail; "
+        "predict_probs returns classes (argmax) instead of probabilities: its shape and output "
+        "checks fail (the sums check judges rows of 10 only, which the shape check asks for); "
         "top_class (q5) keeps its points",
         {
             "predict_probs": """
@@ -212,7 +214,7 @@ def predict_probs(model, images):
     return model.predict(images, verbose=0).argmax(axis=1)
 """
         },
-        {"q4d": 4},
+        {"q4d": 5},
         feedback={
             "q4d/probs shape": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned one number per image (the classes?): return the probabilities.",
             "q4d/probs are the models output": "predict_probs(model, images) should return one row of 10 class probabilities per image: an array of shape (number of images, 10). It returned one number per image (the classes?): return the probabilities.",
@@ -235,7 +237,7 @@ def build_model():
     return model
 """
         },
-        {"q4d": 6},
+        {"q4d": 7},
         feedback={
             "q4d/model takes 28x28 images": "The model should take one 28x28 image per example (start it with keras.Input(shape=(28, 28))).",
         },
@@ -250,7 +252,7 @@ def predict_probs(model, images):
     return keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(images, verbose=0)))
 """
         },
-        {"q4d": 5},
+        {"q4d": 6},
         feedback={
             "q4d/probs are the models output": "predict_probs should return the model's own output for the images it is given (model.predict(images)), unchanged.",
             "q4d/probs of random images": "predict_probs should return the model's own output for the images it is given (model.predict(images)), unchanged.",
@@ -274,7 +276,7 @@ def build_model():
     return model
 """
         },
-        {"q4d": 6},
+        {"q4d": 7},
         feedback={
             "q4d/trained model accuracy": "The trained model should classify at least 90% of the test images correctly.",
         },
@@ -339,10 +341,10 @@ def plot_prediction(image, probs):
     return fig
 """
         },
-        {"q6": 1},
+        {"q6": 2},
         feedback={
             "q6/ten bars of probabilities": "The figure should have a bar chart of the class probabilities (ax.bar(range(10), probs)).",
-            "q6/bars labelled 0 to 9": "Label each bar with its class, 0 to 9, on the x axis (e.g. ax.set_xticks(range(10))).",
+            "q6/bars labelled 0 to 9": "Label each bar with its class, 0 to 9, on the axis of the classes (e.g. ax.set_xticks(range(10)), or ax.set_yticks(range(10)) for ax.barh).",
             "q6/predicted bar stands out": "Draw the 10 probability bars first.",
             "q6/random image and probabilities": "The figure should have a bar chart of the class probabilities (ax.bar(range(10), probs)).",
         },
@@ -364,7 +366,7 @@ def plot_prediction(image, probs):
     return fig
 """
         },
-        {"q6": 3},
+        {"q6": 4},
         feedback={
             "q6/ten bars of probabilities": "The bar heights should be the probabilities, in class order 0-9.",
             "q6/random image and probabilities": "The bar heights should be the probabilities, in class order 0-9.",
@@ -383,6 +385,7 @@ def plot_prediction(image, probs):
         },
         {"q6": 0},
         feedback={
+            "q6/returns the figure": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
             "q6/shows the image": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
             "q6/ten bars of probabilities": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
             "q6/bars labelled 0 to 9": "plot_prediction should return the matplotlib Figure (e.g. fig, axes = plt.subplots(1, 2) ... return fig).",
@@ -405,7 +408,7 @@ def plot_prediction(image, probs):
     return fig
 """
         },
-        {"q6": 3},
+        {"q6": 4},
         feedback={
             "q6/shows the image": "The figure should show the 28x28 image it was given (imshow(image)).",
             "q6/random image and probabilities": "The figure should show the 28x28 image it was given (imshow(image)).",
@@ -427,9 +430,9 @@ def plot_prediction(image, probs):
     return fig
 """
         },
-        {"q6": 4},
+        {"q6": 5},
         feedback={
-            "q6/bars labelled 0 to 9": "Label each bar with its class, 0 to 9, on the x axis (e.g. ax.set_xticks(range(10))).",
+            "q6/bars labelled 0 to 9": "Label each bar with its class, 0 to 9, on the axis of the classes (e.g. ax.set_xticks(range(10)), or ax.set_yticks(range(10)) for ax.barh).",
         },
     ),
     Case(
@@ -445,10 +448,251 @@ def plot_prediction(image, probs):
     return fig
 """
         },
-        {"q6": 3},
+        {"q6": 4},
         feedback={
             "q6/predicted bar stands out": "Make the predicted class's bar stand out (a different colour, for example).",
             "q6/random image and probabilities": "Make the predicted class's bar stand out (a different colour, for example).",
+        },
+    ),
+    # -- designs a fair TA accepts, and figures judged as a person sees them (issue 17) ------
+    Case(
+        "passes_all_cnn",
+        "a convolutional network (Reshape, Conv2D, MaxPooling2D, Flatten, Dense): any design of "
+        "Keras's own layers that meets the spec is judged on its accuracy, by Keras itself",
+        {
+            "build_model": """
+def build_model():
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Reshape((28, 28, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+"""
+        },
+    ),
+    Case(
+        "passes_all_batchnorm_rescaling",
+        "Rescaling, BatchNormalization and Dropout between Dense layers: judged as any model",
+        {
+            "build_model": """
+def build_model():
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Rescaling(1.0),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.BatchNormalization(),
+        keras.layers.Dropout(0.2),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+"""
+        },
+    ),
+    Case(
+        "passes_all_tutorial_softmax_layer",
+        "the TensorFlow quickstart's way: a Dense(10) of logits wrapped with keras.layers.Softmax() "
+        "in a second Sequential; the model outputs probabilities, as asked",
+        {
+            "build_model": """
+def build_model():
+    logits = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dropout(0.2),
+        keras.layers.Dense(10),
+    ])
+    model = keras.Sequential([logits, keras.layers.Softmax()])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+"""
+        },
+    ),
+    Case(
+        "passes_all_horizontal_bars",
+        "ax.barh: the probabilities as horizontal bars, the classes on the y axis, the predicted "
+        "bar red: bars in either orientation are bars",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    probs = np.asarray(probs)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
+    left.imshow(image, cmap="gray")
+    colors = ["tab:blue"] * 10
+    colors[int(np.argmax(probs))] = "tab:red"
+    right.barh(range(10), probs, color=colors)
+    right.set_yticks(range(10))
+    right.invert_yaxis()
+    return fig
+"""
+        },
+    ),
+    Case(
+        "passes_all_hardcoded_60000_cell",
+        "a cell of the student's own with the book's x_train.reshape((60000, 28, 28)): it fails "
+        "only while grading (fewer training images), and the feedback says why; nothing else "
+        "depends on it",
+        cells=["x_train = x_train.reshape((60000, 28, 28))"],
+    ),
+    Case(
+        "fails_q4d_logits_model_softmax_in_predict_probs",
+        "the quickstart's logits model (from_logits=True) with predict_probs wrapping it in "
+        "keras.layers.Softmax(): right for the student's own model, so only the output-layer check "
+        "charges the missing softmax",
+        {
+            "build_model": """
+def build_model():
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+""",
+            "predict_probs": """
+def predict_probs(model, images):
+    probability_model = keras.Sequential([model, keras.layers.Softmax()])
+    return probability_model.predict(images, verbose=0)
+""",
+        },
+        {"q4d": 7},
+        feedback={
+            "q4d/last layer 10 units softmax": "The last layer should use softmax, so the model outputs class probabilities (without it the model outputs raw scores, 'logits').",
+        },
+    ),
+    Case(
+        "fails_q5_single_row_only",
+        "np.argmax(probs, axis=1): right for rows, an error for a single row; charged once, by "
+        "the one-row check (the first test image is judged as a batch of one row)",
+        {
+            "top_class": """
+def top_class(probs):
+    return np.argmax(probs, axis=1)
+"""
+        },
+        {"q5": 3},
+        feedback={
+            "q5/one row": "Your function top_class() raised an error when the check called it.",
+        },
+    ),
+    Case(
+        "fails_q6_returns_fig_and_axes",
+        "returns (fig, axes) instead of fig: the figure itself is right, so only the check that "
+        "plot_prediction returns the figure fails",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    probs = np.asarray(probs)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    axes[0].imshow(image, cmap="gray")
+    colors = ["tab:blue"] * 10
+    colors[int(np.argmax(probs))] = "tab:red"
+    axes[1].bar(range(10), probs, color=colors)
+    axes[1].set_xticks(range(10))
+    return fig, axes
+"""
+        },
+        {"q6": 5},
+        feedback={
+            "q6/returns the figure": "plot_prediction should return the figure itself (return fig), not a tuple or list that holds it.",
+        },
+    ),
+    Case(
+        "fails_q6_image_and_bars_in_one_axes",
+        "plt.subplots(1, 2), then plt.imshow and plt.bar: both draw into the right axes, the left "
+        "one stays empty; the bar checks say the image and the bars share one axes",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    probs = np.asarray(probs)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
+    plt.imshow(image, cmap="gray")
+    colors = ["tab:blue"] * 10
+    colors[int(np.argmax(probs))] = "tab:red"
+    plt.bar(range(10), probs, color=colors)
+    plt.xticks(range(10))
+    return fig
+"""
+        },
+        {"q6": 4},
+        feedback={
+            "q6/ten bars of probabilities": "Draw the image and the bar chart in two axes side by side (fig, (ax_image, ax_bars) = plt.subplots(1, 2)), the image with ax_image.imshow and the bars with ax_bars.bar: plt.imshow and plt.bar both draw into the last axes made.",
+            "q6/random image and probabilities": "Draw the image and the bar chart in two axes side by side (fig, (ax_image, ax_bars) = plt.subplots(1, 2)), the image with ax_image.imshow and the bars with ax_bars.bar: plt.imshow and plt.bar both draw into the last axes made.",
+        },
+    ),
+    # -- predict_probs's rows are probabilities: named, and charged once (issue 22) -----------
+    Case(
+        "fails_q4d_probs_halved",
+        "predict_probs returns half the model's output: rows that sum to 0.5; only the sums "
+        "check fails (the values are the model's, scaled)",
+        {
+            "predict_probs": """
+def predict_probs(model, images):
+    return model.predict(images, verbose=0) / 2
+"""
+        },
+        {"q4d": 7},
+        feedback={
+            "q4d/probs sum to one": "Each image's 10 probabilities should be between 0 and 1 and sum to 1, as the softmax layer's output does.",
+        },
+    ),
+    Case(
+        "fails_q4d_probs_doubled",
+        "predict_probs returns twice the model's output: rows that sum to 2; only the sums check "
+        "fails",
+        {
+            "predict_probs": """
+def predict_probs(model, images):
+    return model.predict(images, verbose=0) * 2
+"""
+        },
+        {"q4d": 7},
+        feedback={
+            "q4d/probs sum to one": "Each image's 10 probabilities should be between 0 and 1 and sum to 1, as the softmax layer's output does.",
+        },
+    ),
+    Case(
+        "fails_q4d_probs_uniform",
+        "predict_probs returns 0.1 for every class: rows that sum to 1, but not the model's "
+        "output; the two output checks fail and say so",
+        {
+            "predict_probs": """
+def predict_probs(model, images):
+    return np.full((len(images), 10), 0.1)
+"""
+        },
+        {"q4d": 6},
+        feedback={
+            "q4d/probs are the models output": "predict_probs should return the model's own output for the images it is given (model.predict(images)), unchanged.",
+            "q4d/probs of random images": "predict_probs should return the model's own output for the images it is given (model.predict(images)), unchanged.",
+        },
+    ),
+    Case(
+        "fails_q4d_probs_one_hot",
+        "predict_probs returns one-hot classes ('softmax sets the largest to 1 and the rest to "
+        "0'): rows that sum to 1, not the model's output; the two output checks fail and say so",
+        {
+            "predict_probs": """
+def predict_probs(model, images):
+    probs = model.predict(images, verbose=0)
+    return np.eye(10)[np.argmax(probs, axis=1)]
+"""
+        },
+        {"q4d": 6},
+        feedback={
+            "q4d/probs are the models output": "predict_probs should return the model's own output for the images it is given (model.predict(images)), unchanged.",
+            "q4d/probs of random images": "predict_probs should return the model's own output for the images it is given (model.predict(images)), unchanged.",
         },
     ),
 ]

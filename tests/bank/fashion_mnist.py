@@ -31,6 +31,6 @@ def plot_prediction(image, probs):
     return fig
 """
         },
-        {"q6": 4},
+        {"q6": 5},
     ),
 ]
