@@ -131,7 +131,7 @@ def _run_gradescope(args) -> None:
 
 
 def _run_grade_one(args) -> None:
-    from . import engine, results
+    from . import engine, progress, results
 
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s"
@@ -139,6 +139,7 @@ def _run_grade_one(args) -> None:
     settings = _settings(args)
     settings.slot = args.slot
     settings.kernel_template = args.kernel_template
+    progress.report_to(args.progress_fd)
     report = engine.grade_submission(args.submission, settings)
     results.write_json(results.results_json(report), args.out / "results.json")
 
@@ -191,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--out", type=Path, required=True)
     one.add_argument("--slot", type=int, default=0, help="which sandbox uid (a batch's job slot)")
     one.add_argument("--kernel-template", default="", help="a warm-kernel template's socket")
+    one.add_argument(
+        "--progress-fd",
+        type=int,
+        default=None,
+        help="a pipe to tell the batch's progress bar what runs now (mnist_grader.progress)",
+    )
     _add_settings(one)
     return parser
 
