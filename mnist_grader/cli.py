@@ -89,8 +89,9 @@ def _run_grade(args) -> None:
         sys.exit(f"{args.submissions}: {problem}")
     names = checks.question_names(settings.checks_dir / "tests")
     print(results.table(rows, names))
-    print(f"\nresults: {args.out}/<submission>/results.json, {args.out}/gradebook.csv")
-    print(f"class report: {args.out}/report.html")
+    print(f"\nper submission: {args.out}/<submission>/results.json (grader.log: yours only)")
+    print(f"gradebook: {args.out}/gradebook.csv")
+    print(f"class report: {args.out}/report.html (open it in a browser)")
     if (args.out / "gradescope_scores.csv").is_file():
         print(f"scores to upload: {args.out}/gradescope_scores.csv, canvas_scores.csv")
         unnamed = [row["file"] for row in rows if not (row["sid"] or row["email"])]
