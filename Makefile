@@ -15,11 +15,14 @@ DATASET ?= mnist
 ifeq ($(DATASET),mnist)
 CHECKS := autograder/dist/autograder/tests
 BANK := build/bank
+DEMO := build/demo
 else
 CHECKS := build/$(DATASET)/dist/autograder/tests
 BANK := build/$(DATASET)/bank
+DEMO := build/$(DATASET)/demo
 endif
-SUBMISSIONS ?= $(BANK)
+# the demo class: a few of the bank's cases (tests/bank: DEMO), quick to grade (make bench times it)
+SUBMISSIONS ?= $(DEMO)
 OUT ?= grades
 JOBS ?= 2
 # grading limits for `make grade`, e.g. LIMITS="--cell-seconds 30 --check-seconds 10"
@@ -56,8 +59,9 @@ autograder: $(CHECKS)  ## build autograder/autograder.zip for Gradescope [DATASE
 bank: $(CHECKS)  ## write the submission bank's notebooks into build/bank/ [DATASET=]
 	$(PY) -m tests.bank $(BANK) --dataset $(DATASET)
 
-grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb, a folder or a Gradescope export; default: the bank) into OUT [DATASET= LIMITS=]
+grade: $(CHECKS)  ## grade SUBMISSIONS (a .ipynb, a folder or a Gradescope export; default: the demo class) into OUT [DATASET= LIMITS=]
 	@if [ "$(SUBMISSIONS)" = "$(BANK)" ]; then $(PY) -m tests.bank $(BANK) --dataset $(DATASET); fi
+	@if [ "$(SUBMISSIONS)" = "$(DEMO)" ]; then $(PY) -m tests.bank $(DEMO) --dataset $(DATASET) --demo; fi
 	$(PY) -m mnist_grader grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --dataset $(DATASET) $(LIMITS)
 
 test: $(STAMP)  ## run the test suite (grades the whole bank through the real grader)
@@ -66,9 +70,10 @@ test: $(STAMP)  ## run the test suite (grades the whole bank through the real gr
 gradescope-check: autograder  ## the zip as Gradescope runs it: Python 3.10, Docker's capabilities, 1 CPU, 768 MB (in make test)
 	$(PY) -m pytest -q tests/test_gradescope_like.py
 
-bench: $(STAMP)  ## time and memory (this grader vs otter run, Gradescope's settings, warm vs cold kernels) into docs/performance.md
+bench: $(STAMP)  ## time and memory (this grader vs otter run, Gradescope's settings, warm vs cold kernels, the demo) into docs/performance.md
 	$(PY) -m tests.bench
 	$(PY) -m tests.bench_warm
+	$(PY) -m tests.bench_demo
 
 docs: $(STAMP)  ## rebuild the generated docs (docs/bank.md from the bank's definitions)
 	$(PY) -m tests.bank --markdown docs/bank.md

@@ -15,14 +15,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from queue import Queue
 
 from . import checks, gradescope_export, results, sandbox
 from .engine import Report, Settings, could_not_grade, make_data_cache
+from .progress import Steps
 from .settings import Status
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip")
@@ -65,6 +67,8 @@ def settings_arguments(settings: Settings) -> list[str]:
     return args
 
 
+BAR_TITLE = "grading"
+BAR_TICK_SECONDS = 1  # how often the bar's note on a waiting submission is redrawn
 LOG_NAME = "grader.log"
 MAX_LOG_BYTES = 2 * 2**20  # the end of a longer one is kept: that is where it failed
 
@@ -80,8 +84,16 @@ def _write_log(out: Path, command: list[str], returncode, seconds: float, stderr
 
 
 def _grade_in_child(
-    path: Path, out: Path, settings: Settings, slot: int, jobs: int, test_files: list
+    path: Path,
+    out: Path,
+    settings: Settings,
+    slot: int,
+    jobs: int,
+    test_files: list,
+    steps: Steps,
 ) -> dict:
+    """steps: what the child says it runs now (over a pipe of its own), for the progress bar."""
+    read_end, write_end = os.pipe()
     command = [
         sys.executable,
         "-m",
@@ -92,25 +104,39 @@ def _grade_in_child(
         str(out),
         "--slot",
         str(slot),
+        "--progress-fd",
+        str(write_end),
         *settings_arguments(settings),
     ]
     env = {**_kernel_threads(jobs), "PYTHONPATH": str(PACKAGE_ROOT)}
     results_file = out / "results.json"
     results_file.unlink(missing_ok=True)
     started = time.monotonic()
-    child = subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        _, stderr = child.communicate(timeout=settings.total_seconds + 60)
-        problem = f"the grader stopped with exit code {child.returncode}"
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        _, stderr = child.communicate()
-        problem = "grading took longer than its time limit"
-    finally:
-        if sandbox.is_root():
-            sandbox.sweep(sandbox.slot_uid(slot))
+    with os.fdopen(read_end) as pipe:
+        try:
+            child = subprocess.Popen(
+                command,
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_end,),
+            )
+        finally:
+            os.close(write_end)  # the child's copy is the only one: its end is the pipe's end
+        follower = threading.Thread(target=steps.follow, args=(out.name, pipe), daemon=True)
+        follower.start()
+        try:
+            _, stderr = child.communicate(timeout=settings.total_seconds + 60)
+            problem = f"the grader stopped with exit code {child.returncode}"
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            _, stderr = child.communicate()
+            problem = "grading took longer than its time limit"
+        finally:
+            if sandbox.is_root():
+                sandbox.sweep(sandbox.slot_uid(slot))
+            follower.join(timeout=5)
     _write_log(out, command, child.returncode, time.monotonic() - started, stderr or b"")
     try:
         return results.read_results(results_file)
@@ -213,10 +239,12 @@ def _grade_each(
     for slot in slots:
         free.put(slot)
 
+    steps = Steps()
+
     def grade(path: Path, name: str) -> dict:
         slot = free.get()
         try:
-            data = _grade_in_child(path, out / name, settings, slot, len(slots), test_files)
+            data = _grade_in_child(path, out / name, settings, slot, len(slots), test_files, steps)
         except Exception as error:  # one submission's failure is one row, never a lost batch
             data = _failure_results(path, test_files, f"the grader failed ({type(error).__name__})")
         finally:
@@ -234,7 +262,7 @@ def _grade_each(
         # at once, or one that waits out its time limits), which a moving average overreacts to
         tqdm(
             total=len(paths),
-            desc="grading",
+            desc=BAR_TITLE,
             unit="notebook",
             smoothing=0,
             disable=not progress,
@@ -243,9 +271,17 @@ def _grade_each(
         futures = {
             pool.submit(grade, path, name): name for path, name in zip(paths, names, strict=True)
         }
-        for future in as_completed(futures):
-            graded[futures[future]] = future.result()
-            bar.update()
+        pending, shown = set(futures), ""
+        while pending:
+            done, pending = wait(pending, timeout=BAR_TICK_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                graded[futures[future]] = future.result()
+                bar.update()
+            waiting = steps.waiting()
+            if waiting or shown:  # its countdown, redrawn each tick while the bar stands
+                # first on the line: a terminal too narrow for it all cuts the end, not the note
+                bar.set_description(f"{BAR_TITLE} ({waiting})" if waiting else BAR_TITLE)
+                shown = waiting
     return graded
 
 

@@ -89,8 +89,9 @@ def _run_grade(args) -> None:
         sys.exit(f"{args.submissions}: {problem}")
     names = checks.question_names(settings.checks_dir / "tests")
     print(results.table(rows, names))
-    print(f"\nresults: {args.out}/<submission>/results.json, {args.out}/gradebook.csv")
-    print(f"class report: {args.out}/report.html")
+    print(f"\nper submission: {args.out}/<submission>/results.json (grader.log: yours only)")
+    print(f"gradebook: {args.out}/gradebook.csv")
+    print(f"class report: {args.out}/report.html (open it in a browser)")
     if (args.out / "gradescope_scores.csv").is_file():
         print(f"scores to upload: {args.out}/gradescope_scores.csv, canvas_scores.csv")
         unnamed = [row["file"] for row in rows if not (row["sid"] or row["email"])]
@@ -131,7 +132,7 @@ def _run_gradescope(args) -> None:
 
 
 def _run_grade_one(args) -> None:
-    from . import engine, results
+    from . import engine, progress, results
 
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s"
@@ -139,6 +140,7 @@ def _run_grade_one(args) -> None:
     settings = _settings(args)
     settings.slot = args.slot
     settings.kernel_template = args.kernel_template
+    progress.report_to(args.progress_fd)
     report = engine.grade_submission(args.submission, settings)
     results.write_json(results.results_json(report), args.out / "results.json")
 
@@ -191,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--out", type=Path, required=True)
     one.add_argument("--slot", type=int, default=0, help="which sandbox uid (a batch's job slot)")
     one.add_argument("--kernel-template", default="", help="a warm-kernel template's socket")
+    one.add_argument(
+        "--progress-fd",
+        type=int,
+        default=None,
+        help="a pipe to tell the batch's progress bar what runs now (mnist_grader.progress)",
+    )
     _add_settings(one)
     return parser
 

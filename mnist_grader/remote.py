@@ -40,7 +40,9 @@ class RemoteCalls:
             + f"\n__grader_probe__ = _GraderProbe({str(self.kernel.workdir.parent)!r}, globals())"
         )
         try:
-            status, detail = self.kernel.run(source, self.kernel.limits.check_seconds)
+            status, detail = self.kernel.run(
+                source, self.kernel.limits.check_seconds, "the grader's start in the kernel"
+            )
         except KernelGone:  # already lost: the log says why, and every check will repeat it
             return
         if status != "ok":
@@ -59,7 +61,7 @@ class RemoteCalls:
             )
         arguments = ", ".join([str(call_id), *(repr(a) for a in args)])
         status, detail = self.kernel.run(
-            f"__grader_probe__.{method}({arguments})", self.kernel.limits.check_seconds
+            f"__grader_probe__.{method}({arguments})", self.kernel.limits.check_seconds, label
         )
         if status == "timeout":
             self.hung.add(label)

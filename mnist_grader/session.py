@@ -25,7 +25,7 @@ from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from . import sandbox, wire
+from . import progress, sandbox, wire
 from .notebook import cell_label
 from .settings import Status
 
@@ -225,7 +225,7 @@ class KernelSession:
         try:
             self._start_kernel()
             for source in replay:
-                self.run(source, self.limits.cell_seconds)
+                self.run(source, self.limits.cell_seconds, "a cell run again after a restart")
         except (KernelGone, RuntimeError):
             self.log.lose(Status.KERNEL_DIED, "the notebook's kernel could not restart")
             self.restarts = MAX_RESTARTS
@@ -234,8 +234,9 @@ class KernelSession:
     def _remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def run(self, source: str, timeout: float) -> tuple[str, str]:
-        """Run `source` as a cell: ("ok" | "error" | "timeout", detail)."""
+    def run(self, source: str, timeout: float, step: str = "a cell") -> tuple[str, str]:
+        """Run `source` as a cell: ("ok" | "error" | "timeout", detail). `step`: what it is, for
+        the batch's progress bar (mnist_grader.progress)."""
         if self.log.kernel_lost:
             raise KernelGone(self.log.kernel_lost)
         budget = min(timeout, self._remaining())
@@ -248,6 +249,7 @@ class KernelSession:
         self.nb.cells.append(cell)
         self.client.timeout = int(budget)
         started = time.monotonic()
+        progress.started(step, budget)
         try:
             self.client.execute_cell(cell, len(self.nb.cells) - 1)
         except DeadKernelError:
@@ -256,6 +258,8 @@ class KernelSession:
                 "the notebook's kernel stopped (it crashed, exited, or ran out of memory)",
             )
             raise KernelGone(self.log.kernel_lost) from None
+        finally:
+            progress.ended()
         errors = [o for o in cell.outputs if o.output_type == "error"]
         cell.outputs = []
         if time.monotonic() - started >= budget - 0.5 or (errors and errors[0].ename == "Timeout"):
@@ -270,6 +274,7 @@ class KernelSession:
         cell = nbformat.v4.new_code_cell("pass")
         self.nb.cells.append(cell)
         self.client.timeout = 15
+        progress.started("the kernel's answer after an interrupt", self.client.timeout)
         try:
             started = time.monotonic()
             self.client.execute_cell(cell, len(self.nb.cells) - 1)
@@ -277,6 +282,8 @@ class KernelSession:
                 return
         except DeadKernelError:
             pass
+        finally:
+            progress.ended()
         self.log.lose(
             Status.OUT_OF_TIME,
             "the notebook stopped responding after a cell ran over its time "
@@ -294,7 +301,7 @@ class KernelSession:
                 continue
             started = time.monotonic()
             try:
-                status, detail = self.run(source, self.limits.cell_seconds)
+                status, detail = self.run(source, self.limits.cell_seconds, f"cell {position}")
             except KernelGone:
                 status, detail = "kernel died", "it stopped the kernel (crash, exit or memory)"
                 if self._out_of_time():

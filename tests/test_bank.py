@@ -2,11 +2,13 @@
 
 import csv
 import re
+import subprocess
+import sys
 
 import pytest
 
 from tests import bank
-from tests.conftest import assert_graded_as_expected, read_results
+from tests.conftest import ROOT, assert_graded_as_expected, read_results
 
 CASES = {case.name: case for case in bank.ALL_CASES}
 
@@ -155,3 +157,21 @@ def test_a_cell_that_fails_only_while_grading_says_why(graded_bank):
     assert "cannot reshape array" in output
     assert "x_train holds the first 20000 training images, not 60000" in output
     assert "x_train.shape[0]" in output
+
+
+def test_the_demo_class_is_bank_cases_built_the_same_way(graded_bank, bank_dir, tmp_path):
+    """`make grade` with no arguments builds the demo (python -m tests.bank DIR --demo): the
+    reference, the starter and golden mistakes, written byte for byte as the bank writes them,
+    so the bank's grading above is theirs: each scores as its case expects."""
+    demo = tmp_path / "demo"
+    subprocess.run([sys.executable, "-m", "tests.bank", str(demo), "--demo"], check=True, cwd=ROOT)
+    built = sorted(path.stem for path in demo.glob("*.ipynb"))
+    assert built == sorted(bank.DEMO)
+    assert {"passes_all", "untouched_starter"} <= set(built)
+    assert len(set(built) & set(GOLDEN)) >= 5 and set(built) <= {c.name for c in bank.CASES}
+    missing = [name for name in built if not (bank_dir / f"{name}.ipynb").exists()]
+    if missing:
+        pytest.skip(f"BANK_CASES leaves out demo cases {missing}")
+    for name in built:
+        assert (demo / f"{name}.ipynb").read_bytes() == (bank_dir / f"{name}.ipynb").read_bytes()
+        assert_graded_as_expected(graded_bank, CASES[name])

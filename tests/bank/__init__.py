@@ -698,6 +698,23 @@ def predict_probs(model, images):
 ]
 
 
+# The demo class, what `make grade` grades with no arguments: the reference, the untouched
+# starter and typical honest mistakes, one or two per question (none of the hostile cases, which
+# wait out time limits on purpose). A variant's demo is those of its bank's cases.
+DEMO = (
+    "passes_all",
+    "untouched_starter",
+    "fails_q4a_q4c_reversed_shapes",
+    "fails_q4b_label_length_10",
+    "fails_hidden_q4a_q4b_q4c_hardcoded_shapes",
+    "fails_q4d_logits_without_softmax",
+    "fails_q4d_predicts_classes",
+    "fails_q5_argmax_axis0",
+    "fails_q6_returns_nothing",
+    "fails_q6_bars_not_labelled",
+)
+
+
 from .fashion_mnist import FASHION_CASES  # noqa: E402 - they build on Case and CASES above
 from .hostile import HOSTILE_CASES  # noqa: E402
 
@@ -796,6 +813,9 @@ def markdown() -> str:
         "and for the golden mistakes the first line of feedback of every check they fail, word "
         "for word (`Case.feedback`). A golden mistake named `fails_qX_...` loses points only in "
         "the questions its name gives.",
+        "",
+        "The demo class, what `make grade` grades with no arguments (`DEMO`; a variant's demo is "
+        "those of its bank's cases): " + ", ".join(f"`{name}`" for name in DEMO) + ".",
     ]
     sections = [
         ("Golden submissions (MNIST)", CASES),
