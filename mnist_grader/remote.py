@@ -30,9 +30,11 @@ class RemoteCalls:
         self.kernel = kernel
         self.calls = 0
         self.hung: set[str] = set()  # functions that already ran out of time once
-        # What a function called with no arguments returned (build_model(): three checks look at
-        # one model, instead of the kernel building three)
-        self.without_arguments: dict = {}
+        # What a call returned (or the student's error it raised), by the function's name and
+        # a fingerprint of its arguments: several checks judge one call's result (the public
+        # checks of plot_prediction all look at one figure, build_model's at one model), and the
+        # kernel makes it once instead of once per check.
+        self.answered: dict = {}
 
     def load_probe(self) -> None:
         source = (
@@ -83,13 +85,20 @@ class RemoteCalls:
         return self._probe("fetch", name, label=f"reading `{name}` from your notebook")
 
     def call(self, name: str, args: tuple):
-        if not args and name in self.without_arguments:
-            return self.without_arguments[name]
+        key = (name, wire.fingerprint(args))
+        if key in self.answered:
+            kind, value = self.answered[key]
+            if kind == "raised":
+                raise value
+            return value
         call_id = self._next_id()
         wire.encode_arguments(args, self.kernel.inbox, call_id)
-        result = self._probe("call", name, label=f"your function {name}()", call_id=call_id)
-        if not args:
-            self.without_arguments[name] = result
+        try:
+            result = self._probe("call", name, label=f"your function {name}()", call_id=call_id)
+        except wire.StudentError as error:
+            self.answered[key] = ("raised", error)
+            raise
+        self.answered[key] = ("returned", result)
         return result
 
 

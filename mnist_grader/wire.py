@@ -59,6 +59,39 @@ def register_dataset(arrays: dict[str, np.ndarray]) -> None:
     DATASET_ARRAYS.update({id(array): (array, name) for name, array in arrays.items()})
 
 
+def fingerprint(value) -> str:
+    """A digest of arguments the checks send (arrays by their dtype, shape and bytes; a model
+    description by its layers), equal for equal arguments: the same call is answered once."""
+    import hashlib
+
+    digest = hashlib.sha256()
+
+    def feed(value):
+        digest.update(type(value).__name__.encode() + b"\0")
+        handle = getattr(value, "handle", None)
+        known = DATASET_ARRAYS.get(id(value))
+        if handle is not None:
+            digest.update(str(handle).encode())
+        elif known is not None and known[0] is value:  # sent by name: named here too
+            digest.update(known[1].encode())
+        elif isinstance(value, np.ndarray):
+            digest.update(f"{value.dtype}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif type(value).__name__ == "ModelSpec":
+            feed((value.input_shape, value.loss))
+            for layer in value.layers:
+                feed((layer.kind, layer.units, layer.activation, *layer.weights))
+        elif isinstance(value, (tuple, list)):
+            digest.update(f"{len(value)}[".encode())
+            for item in value:
+                feed(item)
+        else:
+            digest.update(repr(value).encode() + b"\0")
+
+    feed(value)
+    return digest.hexdigest()
+
+
 def encode_arguments(args, inbox: Path, call_id: int) -> None:
     counter = iter(range(10**6))
 

@@ -103,3 +103,16 @@ def test_a_students_error_message_stays_on_one_line(tmp_path):
 @pytest.fixture(autouse=True)
 def _master_exercise(master_exercise):
     """The checks' feedback and the wire's model descriptions come from the master's module."""
+
+
+def test_equal_arguments_have_one_fingerprint(master_exercise):
+    """The grader answers a call it already made from what came back (remote.RemoteCalls):
+    equal arguments, and only they, share a fingerprint."""
+    images = np.arange(12, dtype=np.float32).reshape(3, 2, 2)
+    model = master_exercise.reference_model(1)
+    same = wire.fingerprint((master_exercise.reference_model(1), images.copy()))
+    assert wire.fingerprint((model, images)) == same
+    assert wire.fingerprint((master_exercise.reference_model(2), images)) != same
+    assert wire.fingerprint((model, images + 1)) != same
+    assert wire.fingerprint((model, images.astype(np.float64))) != same
+    assert wire.fingerprint([0.1, 0.2]) != wire.fingerprint((0.1, 0.2))
