@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from queue import Queue
 
-from . import checks, gradescope_export, results, sandbox
+from . import checks, gradescope_export, inert, notebook, results, sandbox
 from .engine import Report, Settings, could_not_grade, make_data_cache
 from .progress import Steps
 from .settings import Status
@@ -44,16 +44,32 @@ def find_submissions(target: Path) -> list[Path]:
 
 
 def output_names(paths: list[Path]) -> list[str]:
-    """A folder name per submission: its file stem, made unique if two files share one."""
-    names, seen = [], set()
-    for path in paths:
-        name, n = path.stem, 1
-        while name in seen:
+    """A folder name under OUT per submission file: its stem (see output_folders)."""
+    return output_folders([path.stem for path in paths])
+
+
+MAX_FOLDER_BYTES = 200  # of the 255 a file name may have: room for "-2" and "results.json.part"
+
+
+def output_folders(names: list[str]) -> list[str]:
+    """A folder under OUT for each name (a file's stem, an export's folder or metadata key):
+    the name shown inert (mnist_grader.inert), never a path ("/" spelled out, no leading dot),
+    never one of OUT's own files (a notebook named gradebook.csv.ipynb), at most
+    MAX_FOLDER_BYTES, and made unique with -2, -3 (ignoring case, as some disks do)."""
+    taken = {name.casefold() for name in results.OUT_FILES}
+    folders = []
+    for name in names:
+        base = inert.name(name).replace("/", "\\x2f") or "_"
+        if base.startswith("."):
+            base = "\\x2e" + base[1:]
+        base = base.encode()[:MAX_FOLDER_BYTES].decode(errors="ignore")
+        folder, n = base, 1
+        while folder.casefold() in taken:
             n += 1
-            name = f"{path.stem}-{n}"
-        seen.add(name)
-        names.append(name)
-    return names
+            folder = f"{base}-{n}"
+        taken.add(folder.casefold())
+        folders.append(folder)
+    return folders
 
 
 def settings_arguments(settings: Settings) -> list[str]:
@@ -78,9 +94,13 @@ def _write_log(out: Path, command: list[str], returncode, seconds: float, stderr
     kernel's exit, any traceback of the grader's), for the instructor; never in the feedback."""
     if len(stderr) > MAX_LOG_BYTES:
         stderr = b"[... the start is cut]\n" + stderr[-MAX_LOG_BYTES:]
-    header = f"command: {' '.join(command)}\nexit code: {returncode}, {seconds:.1f} s\n\n"
+    shown = " ".join(map(inert.name, command))
+    header = f"command: {shown}\nexit code: {returncode}, {seconds:.1f} s\n\n"
+    # inert: the log quotes the student's errors and the file's name (an ESC, U+202E, bytes
+    # that are not UTF-8), and an instructor reads it in a terminal
+    text = inert.text(stderr.decode("utf-8", errors="surrogateescape"))
     out.mkdir(parents=True, exist_ok=True)
-    (out / LOG_NAME).write_bytes(header.encode() + stderr)
+    (out / LOG_NAME).write_bytes((header + text).encode())
 
 
 def _grade_in_child(
@@ -294,7 +314,7 @@ def sandbox_problem(settings: Settings, uid: int) -> str | None:
 
 def _not_gradable(paths, names, out, test_files, problem: str) -> dict[str, dict]:
     """Every submission's results.json says why the grader could not grade it."""
-    print(f"mnist_grader: cannot grade: {problem}", file=sys.stderr)
+    print(f"mnist_grader: cannot grade: {inert.name(problem)}", file=sys.stderr)
     graded = {}
     for path, name in zip(paths, names, strict=True):
         graded[name] = _failure_results(path, test_files, problem)
@@ -312,10 +332,12 @@ def _time_note(count: int, jobs: int, settings: Settings) -> str:
 
 @dataclass
 class _Submission:
-    """One row of the gradebook: a file to grade, or an export entry with nothing to grade."""
+    """One row of the gradebook: a file to grade, or one with nothing to grade (an export
+    entry without a notebook, a file refused unread)."""
 
-    name: str  # its folder under OUT
+    name: str  # its folder under OUT (output_folders)
     path: Path | None
+    label: str = ""  # what the gradebook's file column says when nothing is graded
     extra: dict = field(default_factory=dict)  # added to its results.json's extra_data
     status: str = ""  # when path is None: why there is no grade
     reason: str = ""
@@ -327,25 +349,45 @@ def _submissions(target: Path, workdir: Path, exports: bool) -> tuple[list[_Subm
     if not (exports and gradescope_export.is_export(target)):
         paths = find_submissions(target)
         named = zip(output_names(paths), paths, strict=True)
-        return [_Submission(name, path) for name, path in named], []
+        return [_refused_unread(_Submission(name, path, path.name)) for name, path in named], []
     entries, notes = gradescope_export.open_export(target, workdir)
     found = []
-    for entry in entries:
+    folders = output_folders([entry.name for entry in entries])
+    for folder, entry in zip(folders, entries, strict=True):
         extra = {
-            "submitters": [asdict(person) for person in entry.submitters],
-            "note": entry.note,
+            "submitters": [inert.strings(asdict(person)) for person in entry.submitters],
+            "note": inert.name(entry.note),
         }
         if entry.notebook is not None:
-            extra["submission"] = f"{entry.name}/{entry.notebook.name}"
-        found.append(_Submission(entry.name, entry.notebook, extra, entry.status, entry.reason))
+            extra["submission"] = inert.name(f"{entry.name}/{entry.notebook.name}")
+        submission = _Submission(
+            folder, entry.notebook, entry.name, extra, entry.status, entry.reason
+        )
+        found.append(_refused_unread(submission))
     return found, notes
 
 
+def _refused_unread(submission: _Submission) -> _Submission:
+    """The submission, with nothing to grade if its file would be refused unread (too large,
+    empty, a link, a folder): a 2 GB file, sparse or not, is never copied to be refused."""
+    if submission.path is not None:
+        problem = notebook.refused_unread(submission.path)
+        if problem:
+            submission.label = submission.extra.get("submission", submission.path.name)
+            submission.path, submission.status, submission.reason = (
+                None,
+                Status.UNREADABLE,
+                problem,
+            )
+    return submission
+
+
 def _ungraded_results(submission: _Submission, test_files: list) -> dict:
-    """results.json for an export entry with nothing to grade (no notebook, no folder)."""
+    """results.json for a submission with nothing to grade (no notebook, no folder, a file
+    refused unread)."""
     reason = could_not_grade(submission.reason)
     report = Report(
-        submission.name,
+        submission.label or submission.name,
         submission.status,
         checks.zero_results(test_files, reason),
         [reason],
@@ -375,7 +417,7 @@ def _grade_all(
     ):
         submissions, notes = _submissions(target, Path(unpacked), exports)
         for note in notes:
-            print(f"note: {note}", file=sys.stderr)
+            print(f"note: {inert.name(note)}", file=sys.stderr)
         to_grade = [s for s in submissions if s.path is not None]
         with (
             sandbox.lease_slots(jobs) as leased,
@@ -401,13 +443,13 @@ def _grade_all(
         results.gradebook_row(graded[s.name], question_names, identity_columns=export)
         for s in submissions
     ]
-    results.write_gradebook(rows, question_names, out / "gradebook.csv", export)
+    results.write_gradebook(rows, question_names, out / results.GRADEBOOK, export)
     if export:
         results.write_score_uploads(graded.values(), out)
     if len(rows) > 1:  # a distribution of one is no use, and loading matplotlib is not free
         maxima = {t["name"]: t["max_score"] for t in next(iter(graded.values()))["tests"]}
         maxima["total"] = sum(maxima.values())
-        results.plot_distribution(rows, question_names, maxima, out / "score_distribution.png")
+        results.plot_distribution(rows, question_names, maxima, out / results.DISTRIBUTION_PLOT)
     if rows:
         from . import report
 

@@ -75,7 +75,7 @@ def _settings(args, checks_dir: Path | None = None, data_file: Path | None = Non
 
 
 def _run_grade(args) -> None:
-    from . import batch, checks, results
+    from . import batch, checks, inert, results
     from .gradescope_export import BadExport
 
     settings = _settings(args)
@@ -86,7 +86,7 @@ def _run_grade(args) -> None:
             args.submissions, args.out, settings, jobs=max(1, args.jobs), warm=not args.cold_kernels
         )
     except BadExport as problem:
-        sys.exit(f"{args.submissions}: {problem}")
+        sys.exit(f"{inert.name(args.submissions)}: {inert.name(problem)}")
     names = checks.question_names(settings.checks_dir / "tests")
     print(results.table(rows, names))
     print(f"\nper submission: {args.out}/<submission>/results.json (grader.log: yours only)")
@@ -96,7 +96,8 @@ def _run_grade(args) -> None:
         print(f"scores to upload: {args.out}/gradescope_scores.csv, canvas_scores.csv")
         unnamed = [row["file"] for row in rows if not (row["sid"] or row["email"])]
         if unnamed:
-            print(f"not in them (no SID or email in the export): {', '.join(unnamed)}")
+            shown = ", ".join(map(inert.name, unnamed))
+            print(f"not in them (no SID or email in the export): {shown}")
 
 
 def _run_report(args) -> None:

@@ -29,25 +29,41 @@ class UnreadableSubmission(Exception):
     """The file is not a notebook the grader can run; the text says why, for the student."""
 
 
-def _notebook_bytes(path: Path) -> bytes:
+def refused_unread(path: Path) -> str:
+    """Why the file is refused before a byte of it is read (it cannot be opened, is a link or
+    a special file, is empty or over the limit), or "" when it is not."""
     try:
         info = path.lstat()  # not stat: a link could point at any file the grader may read
     except OSError as error:
-        raise UnreadableSubmission(f"the file could not be opened ({error.strerror})") from None
+        return f"the file could not be opened ({error.strerror})"
     if not stat.S_ISREG(info.st_mode):
-        raise UnreadableSubmission("the upload is a link or a special file, not a notebook file")
-    size = info.st_size
-    if size == 0:
-        raise UnreadableSubmission("the file is empty")
-    if size > MAX_NOTEBOOK_BYTES:
-        raise UnreadableSubmission(
-            f"the file is {size / 2**20:.0f} MB; notebooks up to "
-            f"{MAX_NOTEBOOK_BYTES // 2**20} MB are accepted (clear the outputs and save again)"
-        )
+        return "the upload is a link or a special file, not a notebook file"
+    if info.st_size == 0:
+        return "the file is empty"
+    if info.st_size > MAX_NOTEBOOK_BYTES:
+        return too_large(info.st_size)
+    return ""
+
+
+def too_large(size: int) -> str:
+    return (
+        f"the file is {size / 2**20:.0f} MB; notebooks up to "
+        f"{MAX_NOTEBOOK_BYTES // 2**20} MB are accepted (clear the outputs and save again)"
+    )
+
+
+def _notebook_bytes(path: Path) -> bytes:
+    problem = refused_unread(path)
+    if problem:
+        raise UnreadableSubmission(problem)
     data = path.read_bytes()
     if zipfile.is_zipfile(io.BytesIO(data)):
         try:
             return _notebook_in_zip(data)
+        except UnicodeDecodeError:  # a name flagged UTF-8 in the zip that is not
+            raise UnreadableSubmission(
+                "the zip is damaged (a file name in it is not UTF-8)"
+            ) from None
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
             raise UnreadableSubmission(f"the zip is damaged ({type(error).__name__})") from None
     return data

@@ -4,7 +4,8 @@
 on results copied from elsewhere) and writes:
 
 - `out/report.json`: the numbers, for other tools;
-- `out/report.html`: one self-contained page (the plot inline as SVG, no script, no network):
+- `out/report.html`: one self-contained page (the plot inline as SVG; no script, which its
+  Content-Security-Policy forbids; no network):
   per question and check how many passed; for each check the wrong results grouped by what was
   returned, with the feedback and links to those submissions' pages; the score distribution;
   the grading statuses with their files; the time per submission;
@@ -14,6 +15,10 @@ Wrong results are grouped by the feedback record's `got` (what the student's cod
 as the student was shown it); a check that failed without one (an error raised, a name not
 defined) is grouped by the first line of its feedback. Only graded submissions are counted in
 the checks: one that could not be run fails every check for one reason, listed under statuses.
+
+File names and everything the student's code returned or raised are the student's text: shown
+inert (mnist_grader.inert) and HTML-escaped, and a link to a submission's page is its folder
+percent-encoded after "./", so no name can be read as a scheme (`javascript:`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 import statistics
+import urllib.parse
 from collections import Counter
 from pathlib import Path
 
+from . import inert
 from . import results as results_module
 
 GRADED = "graded"
@@ -221,6 +229,11 @@ table.groups col.got { width: 22%; } table.groups col.count { width: 11%; }
 table.groups col.feedback { width: 37%; } table.groups col.who { width: 30%; }
 pre { white-space: pre-wrap; }
 td code.got { word-break: break-word; }
+pre, td, code { overflow-wrap: anywhere; }
+table.overview { width: 100%; table-layout: fixed; }
+table.overview col.question { width: 7%; } table.overview col.check { width: 28%; }
+table.overview col.kind { width: 8%; } table.overview col.passed { width: 9%; }
+table.overview td.top { overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
 .all-passed { color: #276; }
 .who a { margin-right: .6em; }
 .message { white-space: pre-wrap; }
@@ -228,13 +241,38 @@ figure svg { max-width: 100%; height: auto; }
 """
 
 
+# Nothing in the pages runs or loads: no script at all, styles only from the page itself, images
+# only inline. A name that slipped through as markup still could not run.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'"
+)
+
+
+def _head(title: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
+        f"<title>{_e(title)}</title>\n<style>{STYLE}</style></head><body>"
+    )
+
+
 def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(inert.text(text), quote=True)
+
+
+def _href(page: str) -> str:
+    """A link to a file under OUT: a relative path that cannot be read as a scheme."""
+    return "./" + urllib.parse.quote(os.fsencode(page))
+
+
+def _anchor(name: str) -> str:
+    return "#" + urllib.parse.quote(os.fsencode(name))
 
 
 def _links(members: list[dict]) -> str:
     return " ".join(
-        f'<a href="{_e(m["page"])}" title="{_e(m["file"])}">{_e(m["who"])}</a>' for m in members
+        f'<a href="{_href(m["page"])}" title="{_e(m["file"])}">{_e(m["who"])}</a>' for m in members
     )
 
 
@@ -313,10 +351,7 @@ def _plot_svg(submissions: list[dict], summary: dict) -> str:
 
 def render(summary: dict, plot_svg: str = "") -> str:
     out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<title>Class report</title>",
-        f"<style>{STYLE}</style></head><body>",
+        _head("Class report"),
         "<h1>Class report</h1>",
         f'<p class="summary">{summary["submissions"]} submissions, {summary["graded"]} graded; '
         f"total score: mean {summary['mean_score']:g}, median {summary['median_score']:g} "
@@ -364,7 +399,7 @@ def render(summary: dict, plot_svg: str = "") -> str:
         f"<p>Median of the submissions that ran: {time['median_seconds']:g} s. Slowest:</p><ol>"
     )
     out += [
-        f'<li><a href="{_e(s["page"])}">{_e(s["who"])}</a>: {s["seconds"]:g} s</li>'
+        f'<li><a href="{_href(s["page"])}">{_e(s["who"])}</a>: {s["seconds"]:g} s</li>'
         for s in time["slowest"]
     ]
     out.append("</ol></body></html>")
@@ -378,22 +413,23 @@ def _overview(summary: dict) -> str:
         for check in question["checks"]:
             groups = check["wrong_results"]
             top = ""
-            if groups:
-                shown = f"<code>{_e(groups[0]['got'])}</code>"
-                if not groups[0]["returned"]:
-                    shown = f"<em>{_e(groups[0]['got'])}</em>"
-                top = f"{shown} ({groups[0]['count']})"
+            if groups:  # one line, cut short with "…" where it is long: the groups show it all
+                got = _e(groups[0]["got"])
+                shown = f"<code>{got}</code>" if groups[0]["returned"] else f"<em>{got}</em>"
+                top = f"({groups[0]['count']}) {shown}"
             kind = "hidden" if check["hidden"] else "public"
+            name = question["name"]
             rows.append(
-                f'<tr><td><a href="#{_e(question["name"])}">{_e(question["name"])}</a></td>'
+                f'<tr><td><a href="{_anchor(name)}">{_e(name)}</a></td>'
                 f"<td>{_e(check['check'])}</td><td>{kind}</td>"
-                f'<td class="number">{check["passed"]} / {check["graded"]}</td><td>{top}</td></tr>'
+                f'<td class="number">{check["passed"]} / {check["graded"]}</td>'
+                f'<td class="top">{top}</td></tr>'
             )
     return (
-        '<table class="overview"><tr><th>question</th><th>check</th><th>kind</th>'
-        "<th>passed</th><th>most common wrong result (submissions)</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        '<table class="overview"><colgroup><col class="question"><col class="check">'
+        '<col class="kind"><col class="passed"><col class="top"></colgroup>'
+        "<tr><th>question</th><th>check</th><th>kind</th><th>passed</th>"
+        "<th>most common wrong result (submissions)</th></tr>" + "".join(rows) + "</table>"
     )
 
 
@@ -417,12 +453,9 @@ def feedback_page(data: dict) -> str:
         for p in people
     )
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{_e(data['folder'])}: feedback</title>",
-        f"<style>{STYLE}</style></head><body>",
-        '<p><a href="../report.html">back to the class report</a> · '
-        '<a href="results.json">results.json</a></p>',
+        _head(f"{data['folder']}: feedback"),
+        f'<p><a href="../{results_module.REPORT_HTML}">back to the class report</a> · '
+        '<a href="./results.json">results.json</a></p>',
         f"<h1>{_e(data['folder'])}</h1>",
     ]
     if who:
@@ -453,15 +486,15 @@ def write(out: Path, notes: list[str] | None = None, folders: list[str] | None =
     """
     if notes is None:
         try:
-            notes = json.loads((out / "report.json").read_text()).get("notes", [])
+            notes = json.loads((out / results_module.REPORT_JSON).read_text()).get("notes", [])
         except (OSError, ValueError, AttributeError):
             notes = []
     submissions = read_all(out, folders)
     summary = summarize(submissions, notes)
-    (out / "report.json").write_text(json.dumps(summary, indent=1))
+    (out / results_module.REPORT_JSON).write_text(json.dumps(inert.strings(summary), indent=1))
     for data in submissions:
-        (out / data["folder"] / FEEDBACK_PAGE).write_text(feedback_page(data))
+        (out / data["folder"] / FEEDBACK_PAGE).write_text(feedback_page(data), encoding="utf-8")
     # a distribution of one is no use, and loading matplotlib is not free
     plot = _plot_svg(submissions, summary) if len(submissions) > 1 else ""
-    (out / "report.html").write_text(render(summary, plot))
+    (out / results_module.REPORT_HTML).write_text(render(summary, plot), encoding="utf-8")
     return summary

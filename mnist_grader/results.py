@@ -7,7 +7,25 @@ import json
 import os
 from pathlib import Path
 
+from . import inert
 from .engine import Report
+
+# What a batch writes at the top of OUT, beside a folder per submission: no submission's folder
+# may take one of these names (batch.output_folders).
+GRADEBOOK = "gradebook.csv"
+DISTRIBUTION_PLOT = "score_distribution.png"
+GRADESCOPE_SCORES = "gradescope_scores.csv"
+CANVAS_SCORES = "canvas_scores.csv"
+REPORT_HTML = "report.html"
+REPORT_JSON = "report.json"
+OUT_FILES = (
+    GRADEBOOK,
+    DISTRIBUTION_PLOT,
+    GRADESCOPE_SCORES,
+    CANVAS_SCORES,
+    REPORT_HTML,
+    REPORT_JSON,
+)
 
 VISIBILITY = "visible"  # students see each question's feedback (never the checks' source)
 
@@ -37,7 +55,7 @@ def results_json(report: Report) -> dict:
         ],
         "extra_data": {
             "status": report.status,
-            "submission": report.submission,
+            "submission": inert.name(report.submission),
             "check_seed": report.check_seed,
             "checks": check_records(report),
         },
@@ -83,10 +101,12 @@ def reserve(path: Path) -> None:
 
 def write_json(data: dict, path: Path) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one. Into the
-    blocks reserve() allocated, when it was called: overwriting them needs no free space."""
+    blocks reserve() allocated, when it was called: overwriting them needs no free space. Every
+    string inert (mnist_grader.inert): what the student's code returned or raised is shown by
+    Gradescope and the report, and a byte that is not UTF-8 is not JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial(path)
-    text = json.dumps(data, indent=2).encode()
+    text = json.dumps(inert.strings(data), indent=2).encode()
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "wb") as handle:
         handle.write(text)
@@ -100,19 +120,19 @@ IDENTITY_COLUMNS = ("name", "email", "sid")  # from a Gradescope export's metada
 def identity(results: dict) -> dict:
     """name / email / sid of a submission's submitters ("; " between the members of a group)."""
     people = results.get("extra_data", {}).get("submitters", [])
-    return {key: "; ".join(p.get(key, "") for p in people) for key in IDENTITY_COLUMNS}
+    return {key: inert.name("; ".join(p.get(key, "") for p in people)) for key in IDENTITY_COLUMNS}
 
 
 def gradebook_row(results: dict, question_names: list[str], identity_columns=False) -> dict:
     scores = {test["name"]: test["score"] for test in results.get("tests", [])}
-    row = {"file": results["extra_data"]["submission"]}
+    row = {"file": inert.name(results["extra_data"]["submission"])}
     if identity_columns:
         row.update(identity(results))
     row["total"] = results["score"]
     row.update({name: scores.get(name, 0) for name in question_names})
     row["status"] = results["extra_data"]["status"]
     if identity_columns:
-        row["note"] = results["extra_data"].get("note", "")
+        row["note"] = inert.name(results["extra_data"].get("note", ""))
     return row
 
 
@@ -137,7 +157,7 @@ def spreadsheet_safe(value):
 def write_gradebook(
     rows: list[dict], question_names: list[str], path: Path, identity_columns=False
 ) -> None:
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, gradebook_columns(question_names, identity_columns))
         writer.writeheader()
         writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
@@ -154,7 +174,7 @@ CANVAS_ASSIGNMENT = "MNIST first steps (autograded)"
 
 def _safe_identity(person: dict) -> tuple[str, str, str]:
     """A submitter's name, SID and email, as the score uploads write them."""
-    return tuple(spreadsheet_safe(person[key]) for key in ("name", "sid", "email"))
+    return tuple(spreadsheet_safe(inert.name(person[key])) for key in ("name", "sid", "email"))
 
 
 def write_score_uploads(graded, out: Path) -> int:
@@ -166,13 +186,13 @@ def write_score_uploads(graded, out: Path) -> int:
             if person.get("sid") or person.get("email"):  # nothing to key a row on otherwise
                 people.append((person, results["score"], max_points, results))
     people.sort(key=lambda item: (item[0].get("sid", ""), item[0].get("email", "")))
-    with (out / "gradescope_scores.csv").open("w", newline="") as handle:
+    with (out / GRADESCOPE_SCORES).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(GRADESCOPE_SCORE_COLUMNS)
         for person, score, max_points, results in people:
             status = results["extra_data"]["status"]
             writer.writerow([*_safe_identity(person), f"{score:g}", f"{max_points:g}", status])
-    with (out / "canvas_scores.csv").open("w", newline="") as handle:
+    with (out / CANVAS_SCORES).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow([*CANVAS_SCORE_COLUMNS, CANVAS_ASSIGNMENT])
         for person, score, _, _ in people:
@@ -182,10 +202,11 @@ def write_score_uploads(graded, out: Path) -> int:
 
 
 def table(rows: list[dict], question_names: list[str]) -> str:
+    """The gradebook as text for the terminal, every cell one inert line."""
     named = ["name"] if rows and "name" in rows[0] else []  # a Gradescope export's
     headers = ["file", *named, "total", *question_names, "status"]
     cells = [
-        [f"{row[h]:g}" if isinstance(row[h], float) else str(row[h]) for h in headers]
+        [f"{row[h]:g}" if isinstance(row[h], float) else inert.name(row[h]) for h in headers]
         for row in rows
     ]
     widths = [

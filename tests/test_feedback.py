@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_grader import notebook, remote, session, wire
+from mnist_grader import batch, inert, notebook, remote, session, wire
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +136,42 @@ def test_cells_are_named_as_the_student_sees_them():
     assert notebook.cell_label(9, "def top_class(probs:\n") == (
         "the cell defining top_class (cell 9 from the top)"
     )
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ("mnist_first_steps.ipynb", "mnist_first_steps.ipynb"),
+        ("café 学生 Ω.ipynb", "café 学生 Ω.ipynb"),  # letters of every script stay as they are
+        (b"caf\xe9.ipynb", "caf\\xe9.ipynb"),  # Latin-1: a byte that is not UTF-8
+        ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"),  # retitles the terminal's window
+        ("a\nforged row\r", "a\\nforged row\\r"),
+        ("\u202egnp.exe", "\\u202egnp.exe"),  # right-to-left override: shows as exe.png
+        ("\u2066x\u2069 \u200f \x85 \x7f", "\\u2066x\\u2069 \\u200f \\x85 \\x7f"),
+    ],
+)
+def test_names_are_shown_inert(value, shown):
+    assert inert.name(value) == shown
+    assert inert.name(inert.name(value)) == shown  # shown twice, the same
+
+
+def test_text_keeps_its_lines_and_loses_its_controls():
+    assert inert.text("expected: 7\n\tgot: \x1b[31m3\u202e") == (
+        "expected: 7\n\tgot: \\x1b[31m3\\u202e"
+    )
+    data = {"got": "\x1b", "tests": [{"output": "a\nb\u202e"}], "score": 2.5}
+    assert inert.strings(data) == {
+        "got": "\\x1b",
+        "tests": [{"output": "a\nb\\u202e"}],
+        "score": 2.5,
+    }
+
+
+def test_the_graders_log_is_inert(tmp_path):
+    """The grading child's stderr quotes the student's errors: an ESC, U+202E or a byte that is
+    not UTF-8 reached grader.log, which an instructor reads in a terminal."""
+    stderr = b"cell 3: error ValueError: \x1b[2J\xe2\x80\xae done \xff\n"
+    batch._write_log(tmp_path, ["grade-one", "caf\udce9.ipynb"], 0, 1.0, stderr)
+    log = (tmp_path / batch.LOG_NAME).read_bytes().decode("utf-8")
+    assert "command: grade-one caf\\xe9.ipynb\n" in log
+    assert "ValueError: \\x1b[2J\\u202e done \\xff\n" in log

@@ -7,15 +7,20 @@ bank and find its known mistakes in the groups.
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import re
 import subprocess
 import sys
+import unicodedata
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 
-from mnist_grader import report, results
+from mnist_grader import batch, report, results
 from mnist_grader.checks import CaseResult, QuestionResult
 from mnist_grader.engine import Report
 from tests import bank
@@ -145,12 +150,188 @@ def test_page_is_self_contained_escaped_and_its_links_resolve(class_out):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from the network
     assert "<svg" in page  # the score plot, inline
     links = re.findall(r'href="([^"#]+)"', page)
-    assert "alice/feedback.html" in links and "gina/feedback.html" in links
+    assert "./alice/feedback.html" in links and "./gina/feedback.html" in links
     for link in links:
         assert (class_out / link).is_file(), link
     feedback = (class_out / "erin" / "feedback.html").read_text()
     assert "<script" not in feedback and 'href="../report.html"' in feedback
     assert "&lt;script&gt;" in feedback
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile names and answers: inert in every page, links that stay links to files
+# --------------------------------------------------------------------------------------------
+
+SCHEME_NAME = "javascript:alert(document.body.innerText)"  # a file name cannot hold a slash
+RTL_OVERRIDE = "\u202e"
+# What a function returned, as a student can make it: a terminal escape that retitles the
+# window, a right-to-left override, and a long token with nowhere to break.
+HOSTILE_GOT = "\x1b]0;pwned\x07\x1b[2J" + RTL_OVERRIDE + "gnp.exe " + "7" * 3000
+ESCAPE_FOLDER = "\x1b]0;pwned\x07\nforged"  # as a file name: ESC, BEL, a newline
+
+
+def write_hostile_class(out: Path) -> list[str]:
+    """The made-up class plus two submissions named to attack the report (a scheme, terminal
+    escapes), which returned HOSTILE_GOT; returns their folders, as a batch names them."""
+    write_class(out)
+    folders = batch.output_folders([SCHEME_NAME, ESCAPE_FOLDER])
+    for folder in folders:
+        questions = [shapes_question(HOSTILE_GOT), top_question(False)]
+        data = results.results_json(Report(f"{folder}.ipynb", "graded", questions, [], 5.0))
+        results.write_json(data, out / folder / "results.json")
+    return folders
+
+
+class _Links(HTMLParser):
+    """Every <a href> of a page, and its Content-Security-Policy."""
+
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.policy = [], ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and "href" in attrs:
+            self.hrefs.append(attrs["href"])
+        if tag == "meta" and (attrs.get("http-equiv") or "").lower() == "content-security-policy":
+            self.policy = attrs["content"]
+
+
+def page_links(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text())
+    return parser
+
+
+def test_no_name_becomes_a_scheme_and_no_page_may_run_script(tmp_path):
+    """A notebook named `javascript:….ipynb` made its link a script: every link of the report
+    and of each feedback page is now a relative path ("./", percent-encoded) or a fragment, it
+    leads to a file that exists, and every page forbids script."""
+    out = tmp_path / "grades"
+    scheme_folder, _ = write_hostile_class(out)
+    assert scheme_folder == SCHEME_NAME  # a folder may have that name; the link may not
+    report.write(out)
+    pages = [out / "report.html", *sorted(out.glob("*/feedback.html"))]
+    assert len(pages) == 10
+    to_scheme_folder = 0
+    for page in pages:
+        found = page_links(page)
+        assert found.policy, f"{page}: no Content-Security-Policy"
+        policy = dict(part.strip().split(" ", 1) for part in found.policy.split(";"))
+        assert policy["default-src"] == "'none'" and "script-src" not in policy, page
+        assert found.hrefs, page
+        for href in found.hrefs:
+            assert urlparse(href).scheme == "" and href.startswith(("./", "../", "#")), href
+            target = href.split("#")[0]
+            if target:
+                assert (page.parent / unquote(target)).is_file(), href
+                to_scheme_folder += unquote(target) == f"./{SCHEME_NAME}/feedback.html"
+    assert to_scheme_folder == 2  # from its wrong results in q4b and in q5
+
+
+def test_student_text_is_inert_in_results_and_pages(tmp_path):
+    """What the code returned (ESC, U+202E, a 3000-character token) is spelled out in
+    results.json; and in report.json and every page even when a results.json holds the
+    characters themselves (written by an older grader, copied from elsewhere)."""
+    out = tmp_path / "grades"
+    scheme_folder, escape_folder = write_hostile_class(out)
+    assert escape_folder == "\\x1b]0;pwned\\x07\\nforged"
+    written = out / scheme_folder / "results.json"
+    _assert_inert("".join(_strings(json.loads(written.read_text()))), "results.json")
+    checks = json.loads(written.read_text())["extra_data"]["checks"]
+    assert checks[0]["got"].startswith("\\x1b]0;pwned\\x07\\x1b[2J\\u202egnp.exe 777")
+
+    raw = results.results_json(
+        Report("raw.ipynb", "graded", [shapes_question(HOSTILE_GOT), top_question(False)], [])
+    )
+    written.write_text(json.dumps(raw))  # the characters themselves, as JSON escapes
+    report.write(out)
+    _assert_inert("".join(_strings(json.loads((out / "report.json").read_text()))), "report.json")
+    for page in [out / "report.html", out / scheme_folder / "feedback.html"]:
+        _assert_inert(page.read_text(), page.name)
+    page = (out / "report.html").read_text()
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\u202egnp.exe 777" in page  # shown, spelled out
+
+
+def _strings(data):
+    """Every string in JSON data, keys included."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield key
+            yield from _strings(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _strings(item)
+
+
+def _assert_inert(text: str, where: str) -> None:
+    """No control character but newline and tab, no bidirectional control, in `text`."""
+    bad = {
+        f"U+{ord(c):04X}"
+        for c in text
+        if (unicodedata.category(c) == "Cc" and c not in "\n\t")
+        or unicodedata.bidirectional(c)
+        in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI")
+    }
+    assert not bad, f"{where}: {sorted(bad)}"
+
+
+# File names as students can choose them: OUT's own files, a byte that is not UTF-8, terminal
+# escapes and a newline, a right-to-left override, a scheme. Empty files are refused unread;
+# "{" is read by a grading child and found not to be a notebook. No kernel starts.
+HOSTILE_FILES = {
+    b"gradebook.csv.ipynb": b"",
+    b"report.html.ipynb": b"{",
+    b"caf\xe9.ipynb": b"{",
+    b"\x1b]0;pwned\x07\nforged 22 22.ipynb": b"{",
+    "\u202eevil.ipynb".encode(): b"",
+    b"javascript:alert(1).ipynb": b"",
+}
+SHOWN = {  # each file as the gradebook, the table and the report name it
+    "gradebook.csv.ipynb",
+    "report.html.ipynb",
+    "caf\\xe9.ipynb",
+    "\\x1b]0;pwned\\x07\\nforged 22 22.ipynb",
+    "\\u202eevil.ipynb",
+    "javascript:alert(1).ipynb",
+}
+
+
+def test_no_file_name_stops_the_batch_or_reaches_the_terminal(tmp_path, settings):
+    """gradebook.csv.ipynb and report.html.ipynb took OUT's own names (IsADirectoryError: no
+    gradebook, no report), café in Latin-1 stopped the gradebook (UnicodeEncodeError), an ESC
+    or a newline in a name reached the terminal. Now every file has its row and its folder,
+    every output is written, and each name is shown inert."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name, data in HOSTILE_FILES.items():
+        with open(os.path.join(os.fsencode(folder), name), "wb") as handle:
+            handle.write(data)
+    out = tmp_path / "out"
+    rows = batch.grade_batch(folder, out, settings, progress=False, warm=False)
+
+    assert {row["file"] for row in rows} == SHOWN
+    assert {row["status"] for row in rows} == {"unreadable"}
+    with (out / results.GRADEBOOK).open(encoding="utf-8") as handle:
+        assert {row["file"] for row in csv.DictReader(handle)} == SHOWN
+    for name in (results.GRADEBOOK, results.REPORT_HTML, results.REPORT_JSON):
+        assert (out / name).is_file(), name
+    folders = [p for p in out.iterdir() if p.is_dir()]
+    assert len(folders) == len(HOSTILE_FILES)
+    assert all((p / "results.json").is_file() for p in folders)
+    assert not {p.name for p in folders} & set(results.OUT_FILES)
+    assert json.loads((out / results.REPORT_JSON).read_text())["submissions"] == 6
+
+    question_names = [q for q in bank.FULL_MARKS]
+    table = results.table(rows, question_names)
+    _assert_inert(table, "the table")
+    assert len(table.splitlines()) == 1 + len(HOSTILE_FILES)  # no forged row
+    for path in out.glob("*/grader.log"):  # the grading children's, naming the file
+        _assert_inert(path.read_bytes().decode("utf-8"), path.parent.name)
+    logs = "".join(p.read_text() for p in out.glob("*/grader.log"))
+    assert "caf\\xe9.ipynb" in logs and "\\x1b]0;pwned\\x07\\nforged" in logs
 
 
 def test_the_report_command_rebuilds_it_from_results_alone(class_out):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import pytest
 
@@ -94,3 +94,41 @@ def test_report_of_the_bank_in_chromium(graded_bank, page, tmp_path):  # noqa: F
     assert _file_of(page.url) == report
 
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
+
+
+def test_hostile_names_and_answers_in_chromium(page, tmp_path):  # noqa: F811
+    """A made-up class with a submission named `javascript:…` and one with terminal escapes in
+    its name, which returned a right-to-left override and a 3000-character token: the policy
+    blocks nothing the page uses (the plot, the styles), the long answer stays in its column,
+    and the hostile names' links open their feedback pages from disk."""
+    from mnist_grader import report
+    from tests.test_report import SCHEME_NAME, write_hostile_class
+
+    out = tmp_path / "grades"
+    scheme_folder, escape_folder = write_hostile_class(out)
+    (out / "oscar").mkdir()  # a third: the long answer is the most common, in the overview
+    shutil.copy(out / scheme_folder / "results.json", out / "oscar" / "results.json")
+    report.write(out)
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto((out / "report.html").as_uri())
+    assert page.locator("figure svg").first.bounding_box()["height"] > 100  # the plot shows
+    assert page.locator("section.check").count() > 0
+    assert not [text for text in console if "Content Security Policy" in text], console
+
+    body = page.evaluate("document.documentElement.clientWidth")
+    overview = page.locator("table.overview").bounding_box()
+    assert overview["x"] + overview["width"] <= body, (overview, body)
+    cell = page.locator("table.overview td.top").filter(has_text="gnp.exe").first
+    assert cell.evaluate("td => td.scrollWidth > td.clientWidth")  # cut short with an ellipsis
+    groups = page.locator("table.groups").first.bounding_box()
+    assert groups["x"] + groups["width"] <= body
+
+    for folder in (scheme_folder, escape_folder):
+        link = page.locator(f'td.who a[href*="{quote(folder)}"]').first
+        link.click()
+        page.wait_for_load_state()
+        assert _file_of(page.url) == out / folder / "feedback.html"
+        assert page.locator("h1").inner_text() == folder
+        page.go_back()
+    assert scheme_folder == SCHEME_NAME
