@@ -21,7 +21,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .notebook import MAX_NOTEBOOK_BYTES
+from . import inert
+from .notebook import MAX_NOTEBOOK_BYTES, too_large
 from .settings import Status
 
 METADATA_NAME = "submission_metadata.yml"
@@ -57,10 +58,25 @@ class Entry:
     note: str = ""  # for the instructor: what is odd about this entry
 
 
-def _zip_names(path: Path) -> list[str]:
+class _NamesNotUTF8(Exception):
+    """The zip flags its member names UTF-8 and one is not: zipfile cannot list any of them."""
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
-        with zipfile.ZipFile(path) as archive:
+        return zipfile.ZipFile(path)
+    except UnicodeDecodeError:
+        raise _NamesNotUTF8() from None
+
+
+def _zip_names(path: Path) -> list[str] | None:
+    """The zip's member names; [] when it is no zip; None when it is one whose names cannot be
+    read (taken for an export, which then stops with a message, as the instructor's input)."""
+    try:
+        with _open_zip(path) as archive:
             return archive.namelist()
+    except _NamesNotUTF8:
+        return None
     except (zipfile.BadZipFile, OSError):
         return []
 
@@ -103,7 +119,10 @@ def _ignored(name: str) -> bool:
 def is_export(target: Path) -> bool:
     if target.is_dir():
         return export_root(target) is not None
-    return target.suffix == ".zip" and _looks_like_export(_zip_names(target))
+    if target.suffix != ".zip":
+        return False
+    names = _zip_names(target)
+    return names is None or _looks_like_export(names)
 
 
 def _safe_member_path(name: str) -> PurePosixPath | None:
@@ -125,9 +144,14 @@ def unpack(zip_path: Path, into: Path) -> list[str]:
     problems: list[str] = []
     written = 0
     try:
-        archive = zipfile.ZipFile(zip_path)
+        archive = _open_zip(zip_path)
+    except _NamesNotUTF8:
+        raise BadExport(
+            f"{inert.name(zip_path.name)} is not a readable export: the names of its files are "
+            "marked UTF-8 and one is not (a damaged or altered zip); download it again"
+        ) from None
     except (zipfile.BadZipFile, OSError) as error:
-        raise BadExport(f"{zip_path.name} is not a readable zip ({error})") from None
+        raise BadExport(f"{inert.name(zip_path.name)} is not a readable zip ({error})") from None
     with archive:
         if len(archive.infolist()) > MAX_MEMBERS:
             raise BadExport(f"{zip_path.name} holds more than {MAX_MEMBERS} files")
@@ -164,13 +188,16 @@ def _unpack_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, into: Path):
         target.touch()  # a PDF or other file: its name is enough (no notebook? it says so)
         return "", 0
     limit = MAX_METADATA_BYTES if path.name == METADATA_NAME else MAX_NOTEBOOK_BYTES
+    if info.file_size > limit:  # refused by its stated size, unread: zipfile reads no more
+        _not_unpacked(target, too_large(info.file_size).removeprefix("the file "))
+        return f"{info.filename}: {info.file_size / 2**20:.0f} MB, over the limit, not unpacked", 0
     try:
         with archive.open(info) as member:
             data = member.read(limit + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError):
         _not_unpacked(target, "was damaged in the export zip")
         return f"{info.filename}: damaged in the zip, not unpacked", 0
-    target.write_bytes(data)  # over the limit: the notebook reader says it is too large
+    target.write_bytes(data)  # over the limit after all: the notebook reader says so
     return "", len(data)
 
 
@@ -182,6 +209,24 @@ def _not_unpacked(target: Path, reason: str) -> None:
     target.with_name(target.name + NOT_UNPACKED).write_text(f"{target.name} {reason}")
 
 
+def _metadata_loader():
+    """PyYAML's safe loader refusing anchors and aliases: a few lines of aliases to aliases
+    (an "alias bomb") describe a value of billions of items, which reading a name from it
+    builds. Gradescope's metadata names each submitter in full."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise yaml.composer.ComposerError(
+                    None, None, "it uses YAML anchors or aliases", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliases
+
+
 def read_metadata(root: Path) -> tuple[dict[str, list[Submitter]] | None, str]:
     """folder name -> its submitters, from submission_metadata.yml; (None, why) without it."""
     import yaml
@@ -189,8 +234,15 @@ def read_metadata(root: Path) -> tuple[dict[str, list[Submitter]] | None, str]:
     path = root / METADATA_NAME
     if not path.is_file() or path.is_symlink():
         return None, f"no {METADATA_NAME}: submissions graded without names, emails or SIDs"
+    with path.open("rb") as handle:
+        text = handle.read(MAX_METADATA_BYTES + 1)
+    if len(text) > MAX_METADATA_BYTES:
+        return None, (
+            f"{METADATA_NAME} is over {MAX_METADATA_BYTES // 2**20} MB, not read: identities "
+            "left blank"
+        )
     try:
-        data = yaml.safe_load(path.read_bytes()[:MAX_METADATA_BYTES])
+        data = yaml.load(text, Loader=_metadata_loader())  # a safe loader, see there
     except yaml.YAMLError as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return None, f"{METADATA_NAME} could not be read ({first}): identities left blank"
@@ -203,9 +255,12 @@ def read_metadata(root: Path) -> tuple[dict[str, list[Submitter]] | None, str]:
 
 
 def _field(record: dict, name: str) -> str:
-    """Gradescope writes Ruby-style keys (":name"); take the plain key too."""
+    """Gradescope writes Ruby-style keys (":name"); take the plain key too. Only a name, a
+    number or a date is one: a list or a mapping there is left blank."""
     value = record.get(f":{name}", record.get(name))
-    return "" if value is None else str(value).strip()
+    if value is None or isinstance(value, (list, dict)):
+        return ""
+    return str(value).strip()
 
 
 def _submitters(record) -> list[Submitter]:
@@ -250,6 +305,15 @@ def read_export(root: Path, problems: list[str] | None = None) -> tuple[list[Ent
     for name in names:
         entry = Entry(name, (metadata or {}).get(name, []))
         folder = folders.get(name)
+        if folder is None and not _is_folder_name(name):  # a metadata key that is a path
+            entry.status = MISSING_FOLDER
+            entry.reason = (
+                f"{METADATA_NAME} names this submission {inert.name(name)}, which is a path, not "
+                "a folder of the export"
+            )
+            entry.note = entry.reason
+            entries.append(entry)
+            continue
         if folder is None:
             entry.status = MISSING_FOLDER
             entry.reason = f"{METADATA_NAME} names this submission, but the export has no folder"
@@ -275,6 +339,11 @@ def read_export(root: Path, problems: list[str] | None = None) -> tuple[list[Ent
             entry.note = "; ".join(filter(None, [entry.note, extra]))
         entries.append(entry)
     return entries, notes
+
+
+def _is_folder_name(name: str) -> bool:
+    """A name that can be a folder in the export (the metadata's keys are plain text)."""
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
 def _natural(text: str):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import batch, gradescope_export
+from mnist_grader import batch, gradescope_export, notebook
 from mnist_grader.assign import NOTEBOOK_NAME
 from tests import bank
 
@@ -241,13 +241,136 @@ def test_unsafe_and_damaged_members_are_not_unpacked(tmp_path, notebooks):
     assert found["submission_1003"].notebook.read_bytes() == notebooks[1]
 
 
-def test_a_member_over_the_limit_is_cut_at_the_limit(tmp_path, monkeypatch):
+def test_a_member_over_the_limit_is_refused_by_its_size_unwritten(tmp_path, monkeypatch):
+    """A notebook the zip says is over the limit is never unpacked (a 2 GB sparse one was
+    written to disk first): its row says how large it is."""
     monkeypatch.setattr(gradescope_export, "MAX_NOTEBOOK_BYTES", 1000)
     archive = tmp_path / "big.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
         out.writestr("submission_1/" + NOTEBOOK_NAME, b"{" + b" " * 10**7 + b"}")
-    entries, _ = gradescope_export.open_export(archive, tmp_path / "work")
-    assert entries[0].notebook.stat().st_size == 1001  # the notebook reader then refuses it
+        out.writestr("submission_2/" + NOTEBOOK_NAME, b"{}")
+    entries, notes = gradescope_export.open_export(archive, tmp_path / "work")
+    big, small = entries
+    assert big.notebook is None and big.status == "unreadable"
+    assert big.reason == f"{NOTEBOOK_NAME} is 10 MB; notebooks up to 20 MB are accepted " + (
+        "(clear the outputs and save again)"
+    )
+    assert not (tmp_path / "work" / "export" / "submission_1" / NOTEBOOK_NAME).exists()
+    assert small.notebook.read_bytes() == b"{}"
+    assert f"submission_1/{NOTEBOOK_NAME}: 10 MB, over the limit, not unpacked" in notes
+
+
+def test_a_file_over_the_limit_is_never_copied_to_be_refused(tmp_path, settings, monkeypatch):
+    """In an unpacked export (or any folder) a sparse notebook over the limit takes no disk, and
+    was copied (written out in full) to be graded and refused: now it is refused unread."""
+    root = tmp_path / "export"
+    (root / "submission_1001").mkdir(parents=True)
+    (root / gradescope_export.METADATA_NAME).write_text(METADATA)
+    sparse = root / "submission_1001" / NOTEBOOK_NAME
+    with sparse.open("wb") as handle:
+        handle.truncate(gradescope_export.MAX_NOTEBOOK_BYTES + 2**20)
+    copied = []
+    real_copy = shutil.copy2
+
+    def copy_and_record(source, target, **options):  # the real copy, recorded
+        copied.append(Path(source).lstat().st_size)
+        return real_copy(source, target, **options)
+
+    monkeypatch.setattr(batch.shutil, "copy2", copy_and_record)
+    (row,) = [
+        row
+        for row in batch.grade_batch(root, tmp_path / "out", settings, progress=False)
+        if row["file"].startswith("submission_1001/")
+    ]
+    assert (row["name"], row["status"], row["total"]) == ("Ada Lovelace", "unreadable", 0)
+    assert all(size <= gradescope_export.MAX_NOTEBOOK_BYTES for size in copied), copied
+    told = json.loads((tmp_path / "out" / "submission_1001" / "results.json").read_text())
+    assert "the file is 21 MB; notebooks up to 20 MB are accepted" in told["output"]
+
+
+def test_metadata_keys_that_are_paths_write_only_their_own_row(tmp_path, settings):
+    """Keys `../x`, an absolute path and `submission_2/../submission_1` wrote results.json
+    outside OUT and over a classmate's: each is now a row of its own, `missing folder`, with
+    its submitter, and the classmate's row is the classmate's."""
+    outside = tmp_path / "outside"
+    keys = ["../x", str(outside), "submission_2/../submission_1"]
+    metadata = "\n".join(
+        f"{json.dumps(key)}:\n  :submitters:\n  - :name: Mallory {n}\n    :sid: '66{n}'"
+        for n, key in enumerate(["submission_1", "submission_2", *keys])
+    )
+    root = tmp_path / "export"
+    root.mkdir()
+    (root / gradescope_export.METADATA_NAME).write_text(metadata)
+    for folder in ("submission_1", "submission_2"):
+        (root / folder).mkdir()
+        (root / folder / NOTEBOOK_NAME).write_bytes(b"{")  # read by a child: not a notebook
+    out = tmp_path / "grades"
+    rows = batch.grade_batch(root, out, settings, progress=False, warm=False)
+
+    assert not (tmp_path / "x").exists() and not outside.exists()
+    by_name = {row["name"]: row for row in rows}
+    assert len(rows) == 5 and len(by_name) == 5
+    assert by_name["Mallory 0"]["status"] == "unreadable"  # submission_1's own
+    assert by_name["Mallory 0"]["file"] == f"submission_1/{NOTEBOOK_NAME}"
+    for n, key in enumerate(keys, start=2):
+        row = by_name[f"Mallory {n}"]
+        assert (row["file"], row["status"], row["sid"]) == (key, "missing folder", f"66{n}")
+        assert "which is a path, not a folder of the export" in row["note"]
+    first = json.loads((out / "submission_1" / "results.json").read_text())
+    assert first["extra_data"]["status"] == "unreadable"
+    assert {p.name for p in out.iterdir() if p.is_dir()} == {
+        "submission_1",
+        "submission_2",
+        "\\x2e.\\x2fx",
+        "\\x2f" + str(outside)[1:].replace("/", "\\x2f"),
+        "submission_2\\x2f..\\x2fsubmission_1",
+    }
+
+
+def test_metadata_with_aliases_is_refused_and_the_folders_graded(tmp_path, notebooks):
+    """An alias bomb in `:name` (each level ten times the one before) took gigabytes to read
+    a name from: anchors and aliases are refused, and the export is read without identities."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 6)]
+    bomb = "\n".join(levels) + "\nsubmission_1001:\n  :submitters:\n  - :name: *a5\n"
+    root = export_folder(tmp_path / "export", *notebooks)
+    (root / gradescope_export.METADATA_NAME).write_text(bomb)
+    entries, notes = gradescope_export.open_export(root, tmp_path / "work")
+    assert len(entries) == 6 and all(entry.submitters == [] for entry in entries)
+    assert notes == [
+        f"{gradescope_export.METADATA_NAME} could not be read (it uses YAML anchors or "
+        "aliases): identities left blank"
+    ]
+
+
+def _flagged_utf8_with_a_bad_name(target: Path, members: dict[str, bytes]) -> Path:
+    """A zip whose member names are flagged UTF-8, and one (with é in it) is not: é's two
+    bytes replaced by two that are not UTF-8, in the local and the central header."""
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    target.write_bytes(target.read_bytes().replace("é".encode(), b"\xff\xfe"))
+    return target
+
+
+def test_a_zip_with_names_that_are_not_utf8_is_not_a_readable_export(tmp_path, notebooks):
+    """zipfile raised UnicodeDecodeError (a traceback): an export whose names cannot be read
+    stops with a message, and a student's zip like it is unreadable, with the reason."""
+    archive = _flagged_utf8_with_a_bad_name(
+        tmp_path / "export.zip",
+        {
+            gradescope_export.METADATA_NAME: METADATA.encode(),
+            f"submission_1001/{NOTEBOOK_NAME}": notebooks[0],
+            "submission_1002/café.ipynb": notebooks[1],
+        },
+    )
+    assert gradescope_export.is_export(archive)
+    with pytest.raises(gradescope_export.BadExport, match="export.zip is not a readable export"):
+        gradescope_export.open_export(archive, tmp_path / "work")
+
+    upload = _flagged_utf8_with_a_bad_name(tmp_path / "upload.zip", {"café.ipynb": notebooks[0]})
+    with pytest.raises(notebook.UnreadableSubmission, match="a file name in it is not UTF-8"):
+        notebook.read_code_cells(upload)
 
 
 def test_grades_an_export_into_a_gradebook_with_identities(tmp_path, notebooks, settings):
