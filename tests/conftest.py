@@ -99,6 +99,19 @@ def read_results(out: Path, name: str) -> dict:
     return json.loads((out / name / "results.json").read_text())
 
 
+def json_strings(data):
+    """Every string in JSON data, keys included (what a reader of the file is shown)."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield key
+            yield from json_strings(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from json_strings(item)
+
+
 def assert_graded_as_expected(out: Path, case) -> None:
     """The bank case's results in `out`: every question's score, the total and the status."""
     results = read_results(out, case.name)

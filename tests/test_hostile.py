@@ -14,7 +14,7 @@ import psutil
 
 from mnist_grader import batch, sandbox
 from tests.bank import hostile
-from tests.conftest import PRIVATE_MODES_BEFORE, idle_sandbox_uids, read_results
+from tests.conftest import PRIVATE_MODES_BEFORE, idle_sandbox_uids, json_strings, read_results
 
 SANDBOX_UIDS = sandbox.SANDBOX_UIDS
 
@@ -122,3 +122,21 @@ def test_a_right_notebook_reports_no_cell_problems(graded_bank):
     """otter's own cells (grader = otter.Notebook(...), grader.check(...)) are skipped, not run
     and reported as errors."""
     assert "While running your notebook" not in read_results(graded_bank, "passes_all")["output"]
+
+
+def test_text_from_student_code_is_shown_inert(graded_bank):
+    """ESC and U+202E, returned in a repr and raised in a cell's error, reached results.json,
+    grader.log and the report as themselves: now spelled out, and still shown."""
+    folder = graded_bank / "shows_hostile_text"
+    spelled = "\\x1b]0;pwned\\x07\\x1b[2J\\u202egnp.exe"
+    texts = {
+        "results.json": "\n".join(json_strings(json.loads((folder / "results.json").read_text()))),
+        "grader.log": (folder / batch.LOG_NAME).read_bytes().decode("utf-8"),
+        "feedback.html": (folder / "feedback.html").read_text(),
+        "report.html": (graded_bank / "report.html").read_text(),
+    }
+    for where, text in texts.items():
+        assert not {"\x1b", "\x07", "\u202e"} & set(text), where
+        assert spelled in text, where
+    got = [c["got"] for c in read_results(graded_bank, folder.name)["extra_data"]["checks"]]
+    assert any(f"<Shown: {spelled}7777" in g for g in got), got  # what top_class returned

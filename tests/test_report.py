@@ -24,6 +24,7 @@ from mnist_grader import batch, report, results
 from mnist_grader.checks import CaseResult, QuestionResult
 from mnist_grader.engine import Report
 from tests import bank
+from tests.conftest import json_strings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEN = "The label set's length is the number of images, not of classes."
@@ -237,7 +238,7 @@ def test_student_text_is_inert_in_results_and_pages(tmp_path):
     scheme_folder, escape_folder = write_hostile_class(out)
     assert escape_folder == "\\x1b]0;pwned\\x07\\nforged"
     written = out / scheme_folder / "results.json"
-    _assert_inert("".join(_strings(json.loads(written.read_text()))), "results.json")
+    _assert_inert("".join(json_strings(json.loads(written.read_text()))), "results.json")
     checks = json.loads(written.read_text())["extra_data"]["checks"]
     assert checks[0]["got"].startswith("\\x1b]0;pwned\\x07\\x1b[2J\\u202egnp.exe 777")
 
@@ -246,24 +247,13 @@ def test_student_text_is_inert_in_results_and_pages(tmp_path):
     )
     written.write_text(json.dumps(raw))  # the characters themselves, as JSON escapes
     report.write(out)
-    _assert_inert("".join(_strings(json.loads((out / "report.json").read_text()))), "report.json")
+    _assert_inert(
+        "".join(json_strings(json.loads((out / "report.json").read_text()))), "report.json"
+    )
     for page in [out / "report.html", out / scheme_folder / "feedback.html"]:
         _assert_inert(page.read_text(), page.name)
     page = (out / "report.html").read_text()
     assert "\\x1b]0;pwned\\x07\\x1b[2J\\u202egnp.exe 777" in page  # shown, spelled out
-
-
-def _strings(data):
-    """Every string in JSON data, keys included."""
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield key
-            yield from _strings(value)
-    elif isinstance(data, list):
-        for item in data:
-            yield from _strings(item)
 
 
 def _assert_inert(text: str, where: str) -> None:

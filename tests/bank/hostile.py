@@ -21,6 +21,8 @@ def _zipped(notebook: bytes) -> bytes:
 
 
 FOREVER = "while True:\n    pass"
+# Retitles the terminal's window, clears it, and reverses the text after it (U+202E).
+HOSTILE_TEXT = "\x1b]0;pwned\x07\x1b[2J\u202egnp.exe"
 
 # Places where a results.json or the checks could be, as a submission would guess them.
 GUESS_PATHS = """
@@ -353,6 +355,21 @@ for n in range(4):
         scores=ZERO,
         status="unreadable",
         damage=lambda data: _zipped(data[:-2] + b" " * 30 * 2**20 + data[-2:]),
+    ),
+    Case(
+        "shows_hostile_text",
+        "a complete solution, but top_class returns an object whose repr holds terminal escapes "
+        "and a right-to-left override, and a cell raises an error holding them: only Q5 is "
+        "lost, and results.json, grader.log and the report spell them out",
+        {
+            "top_class": "def top_class(probs):\n"
+            "    class Shown:\n"
+            "        def __repr__(self):\n"
+            f"            return {HOSTILE_TEXT!r} + '7' * 150\n"
+            "    return Shown()"
+        },
+        {"q5": 0},
+        cells=[f"raise ValueError({HOSTILE_TEXT!r})"],
     ),
     Case(
         "foreign_kernelspec",
