@@ -280,6 +280,35 @@ MUTATIONS = [
         ["tests/test_protections.py", "-k", "left_behind"],
     ),
     Mutation(
+        "a submission's folder may take the name of one of OUT's own files",
+        "mnist_grader/batch.py",
+        "    taken = {name.casefold() for name in results.OUT_FILES}\n",
+        "    taken = set()\n",
+        ["tests/test_report.py", "-k", "no_file_name"],
+    ),
+    Mutation(
+        "names shown with their control characters",
+        "mnist_grader/inert.py",
+        "    return _IN_A_NAME.sub(_spelled_out, _as_str(value))\n",
+        "    return _as_str(value)\n",
+        ["tests/test_feedback.py", "-k", "names_are_shown_inert"],
+    ),
+    Mutation(
+        "a report link is the folder's name as it is",
+        "mnist_grader/report.py",
+        '    return "./" + urllib.parse.quote(os.fsencode(page))\n',
+        "    return page\n",
+        ["tests/test_report.py", "-k", "no_name_becomes_a_scheme"],
+    ),
+    Mutation(
+        "the export's metadata may use YAML aliases",
+        "mnist_grader/gradescope_export.py",
+        '            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):\n',
+        "            if False:\n",
+        ["tests/test_gradescope_export.py", "-k", "aliases"],
+        ("passes_all", "fails_q4b_label_length_10"),  # the export's notebooks, not graded
+    ),
+    Mutation(
         "a missing function reaches the check as a crash",
         EXERCISE,
         "        function is not None,\n",
@@ -300,7 +329,7 @@ def run_tests(tree: Path, tests: list[str], cases: tuple) -> tuple[bool, str, fl
     ran = subprocess.run(
         [str(tree / ".venv" / "bin" / "python"), "-m", "pytest", "-q", "-x", "-p",
          "no:cacheprovider", *tests],
-        cwd=tree, env=env, capture_output=True, text=True,
+        cwd=tree, env=env, capture_output=True, text=True, errors="replace",
     )  # fmt: skip
     seconds = time.monotonic() - started
     if ran.returncode == 0:
