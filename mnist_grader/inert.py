@@ -6,9 +6,11 @@ own text. Shown as it is, an ESC starts a terminal escape (it can retitle the wi
 the screen), a newline forges a row of the table, U+202E (right-to-left override) reverses the
 text after it, and a byte that is not UTF-8 stops a CSV or JSON writer. Every place that shows
 such text calls `name` (one line) or `text` (lines kept), which spell those characters out as
-Python does (`\\x1b`, `\\n`, `\\u202e`; a byte that was not UTF-8 as `\\xe9`). Written by hand
-because the standard library's nearest, repr(), also escapes quotes and backslashes and adds
-quotes, and says nothing about bidirectional controls it leaves printable.
+Python does (`\\x1b`, `\\n`, `\\u202e`; a byte that was not UTF-8 as `\\xe9`). A name loses
+every character Python does not count as printable (also zero-width and other invisible ones,
+which could make two names look alike); text keeps its newlines and tabs and loses the controls,
+bidirectional controls, line separators and undecodable bytes. Written by hand because the
+standard library's nearest, repr(), also escapes quotes and backslashes and adds quotes.
 """
 
 from __future__ import annotations
@@ -16,24 +18,24 @@ from __future__ import annotations
 import os
 import re
 
-# The characters spelled out, whatever the place: C0 controls, DEL, C1 controls, the
-# bidirectional controls (marks, embeddings, overrides, isolates), line and paragraph
-# separators, and surrogates (os.fsdecode turns each byte that is not UTF-8 into U+DC80-U+DCFF).
+# What text() spells out (name() spells out all that is not printable): C0 controls but newline
+# and tab, DEL, C1 controls, the bidirectional controls (marks, embeddings, overrides,
+# isolates), line and paragraph separators, and surrogates (os.fsdecode turns each byte that
+# is not UTF-8 into U+DC80-U+DCFF).
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_ALWAYS = f"\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ud800-\udfff"
-_IN_A_NAME = re.compile(f"[\t\n{_ALWAYS}]")
-_IN_TEXT = re.compile(f"[{_ALWAYS}]")  # a newline and a tab are text's own
+_IN_TEXT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ud800-\udfff]")
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
-def _spelled_out(match: re.Match) -> str:
-    char = match.group()
+def _spelled_out(char: str) -> str:
     code = ord(char)
     if char in _NAMED:
         return _NAMED[char]
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8
         return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _as_str(value) -> str:
@@ -43,13 +45,17 @@ def _as_str(value) -> str:
 
 
 def name(value) -> str:
-    """A name (a file, a folder, a student) as one inert line: str, bytes or a path."""
-    return _IN_A_NAME.sub(_spelled_out, _as_str(value))
+    """A name (a file, a folder, a student) as one inert line: str, bytes or a path; every
+    character but printable ones and the space spelled out."""
+    value = _as_str(value)
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else _spelled_out(c) for c in value)
 
 
 def text(value) -> str:
     """Text of several lines (feedback, a log) made inert; its newlines and tabs are kept."""
-    return _IN_TEXT.sub(_spelled_out, _as_str(value))
+    return _IN_TEXT.sub(lambda match: _spelled_out(match.group()), _as_str(value))
 
 
 def strings(data):

@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import inert
+
 # A step that has run this long is waiting out its limit, not working (a cell of the exercise
 # takes seconds): from then on the bar names it.
 STILL_SECONDS = 10
@@ -50,13 +52,6 @@ def ended() -> None:
 
 
 # --- the batch parent's side ----------------------------------------------------------------------
-def inert(name: str) -> str:
-    """A submission's name as it may be printed: every control or invisible character (ESC,
-    carriage return, a right-to-left override ...) shown as its escape, so a name chosen by a
-    student cannot move the cursor, recolour or rewrite the instructor's screen."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in name)
-
-
 @dataclass
 class _Step:
     step: str
@@ -101,7 +96,7 @@ class Steps:
         ):
             return ""
         return "waiting on " + "; ".join(
-            f"{inert(name)}: {step.step}, up to {max(0.0, step.limit - (now - step.since)):.0f} s "
-            "more"
+            f"{inert.name(name)}: {step.step}, up to "
+            f"{max(0.0, step.limit - (now - step.since)):.0f} s more"
             for name, step in sorted(steps.items())
         )

@@ -289,8 +289,8 @@ MUTATIONS = [
     Mutation(
         "names shown with their control characters",
         "mnist_grader/inert.py",
-        "    return _IN_A_NAME.sub(_spelled_out, _as_str(value))\n",
-        "    return _as_str(value)\n",
+        '    return "".join(c if c.isprintable() else _spelled_out(c) for c in value)\n',
+        "    return value\n",
         ["tests/test_feedback.py", "-k", "names_are_shown_inert"],
     ),
     Mutation(

@@ -148,6 +148,7 @@ def test_cells_are_named_as_the_student_sees_them():
         ("a\nforged row\r", "a\\nforged row\\r"),
         ("\u202egnp.exe", "\\u202egnp.exe"),  # right-to-left override: shows as exe.png
         ("\u2066x\u2069 \u200f \x85 \x7f", "\\u2066x\\u2069 \\u200f \\x85 \\x7f"),
+        ("a\u200bb \U000e0041", "a\\u200bb \\U000e0041"),  # invisible: zero-width, a tag
     ],
 )
 def test_names_are_shown_inert(value, shown):

@@ -12,18 +12,18 @@ from dataclasses import replace
 
 import nbformat
 
-from mnist_grader import batch, progress
+from mnist_grader import batch, inert, progress
 from tests import bank
 from tests.bank import hostile
 
 
 def test_inert_shows_control_characters_as_escapes():
-    assert progress.inert("Zoë Müller_q1") == "Zoë Müller_q1"
-    assert progress.inert("a\x1b[2Jb") == "a\\x1b[2Jb"
-    assert progress.inert("done\rfake 100%") == "done\\rfake 100%"
-    assert progress.inert("abc\u202etxt.ipynb") == "abc\\u202etxt.ipynb"  # right-to-left override
-    assert progress.inert("a\x00b\nc") == "a\\x00b\\nc"
-    assert all(c.isprintable() for c in progress.inert("".join(map(chr, range(0x2100)))))
+    assert inert.name("Zoë Müller_q1") == "Zoë Müller_q1"
+    assert inert.name("a\x1b[2Jb") == "a\\x1b[2Jb"
+    assert inert.name("done\rfake 100%") == "done\\rfake 100%"
+    assert inert.name("abc\u202etxt.ipynb") == "abc\\u202etxt.ipynb"  # right-to-left override
+    assert inert.name("a\x00b\nc") == "a\\x00b\\nc"
+    assert all(c.isprintable() for c in inert.name("".join(map(chr, range(0x2100)))))
 
 
 class _Child:
