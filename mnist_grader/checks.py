@@ -73,9 +73,11 @@ class TestFile:
 
 
 class _TestCaseDecorator:
-    """Stands in for otter.test_files.test_case while a test file is read."""
+    """Stands in for otter.test_files.test_case while a test file is read (its signature)."""
 
-    def __init__(self, points=None, hidden=False, success_message=None, failure_message=None):
+    def __init__(
+        self, name=None, points=None, hidden=False, success_message=None, failure_message=None
+    ):
         self.points, self.hidden = points, hidden
 
     def __call__(self, function):
@@ -86,35 +88,68 @@ class _TestCaseDecorator:
 OTTER_IMPORT = "from otter.test_files import test_case"
 
 
+def resolve_points(total, case_points: list) -> list[float]:
+    """Each test case's points, from the question's `points` (a number, a list with one entry
+    per case, or None) and the cases' own (None where unset), as otter's
+    TestFile.resolve_test_file_points gives them: a list sets each case's points; a number is
+    what the cases without points share, after those with points; with neither, a question of
+    unset (or zero) cases is worth 1 point, shared, and otherwise the unset ones are worth 0."""
+    if isinstance(total, list):
+        if len(total) != len(case_points):
+            raise ValueError(f"points lists {len(total)} values for {len(case_points)} test cases")
+        case_points, total = list(total), None
+    elif total is not None and not _is_number(total):
+        raise ValueError(f"points must be a number or a list, not {total!r}")
+    if not all(p is None or _is_number(p) for p in case_points):
+        raise ValueError(f"a test case's points must be a number: {case_points!r}")
+    given = sum(p for p in case_points if p is not None)
+    unset = sum(p is None for p in case_points)
+    if total is not None:
+        if given > total:
+            raise ValueError(f"the test cases' points ({given:g}) exceed the question's {total:g}")
+        share = (total - given) / unset if unset else 0.0
+    elif given == 0 and unset:
+        share = 1 / unset
+    else:
+        share = 0.0
+    return [float(share if p is None else p) for p in case_points]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def load_test_file(path: Path) -> TestFile:
     """One of otter's exception-format test files, read without importing otter.
 
     Why by hand: `import otter.test_files` imports all of otter (pandas, nbconvert): 55 MB and
-    0.6 s in every grading process, to read six small files that otter assign wrote from a
-    fixed template. tests/test_checks.py proves this gives the cases and points otter's own
-    parser gives; anything outside the template is refused rather than guessed.
+    0.6 s in every grading process, to read a few small files that otter assign wrote from a
+    fixed template. The format is otter's whole exception format but `all_or_nothing`: `name`,
+    `points` (a number, a list per case, or absent) and @test_case(points=..., hidden=...);
+    tests/test_checks.py proves this gives the cases and points otter's own parser gives, for
+    every form. Anything else is refused with the reason rather than guessed.
     """
     source = path.read_text()
-    if OTTER_IMPORT not in source or "all_or_nothing" in source:
-        raise ValueError(f"{path.name} is not an otter exception-format test file we can read")
+    if OTTER_IMPORT not in source:
+        raise ValueError(f"{path.name} is not an otter exception-format test file")
     namespace: dict = {}
     code = compile(source.replace(OTTER_IMPORT, ""), str(path), "exec")
     exec(code, {"test_case": _TestCaseDecorator}, namespace)
-    decorated = [v for v in namespace.values() if isinstance(v, _TestCaseDecorator)]
-    total = namespace.get("points")
-    fixed = sum(d.points for d in decorated if d.points is not None)
-    unset = [d for d in decorated if d.points is None]
-    if unset and not isinstance(total, (int, float)):
-        raise ValueError(f"{path.name}: test cases without points and no question total")
-    share = (total - fixed) / len(unset) if unset else 0
-    cases = [
-        TestCase(
-            d.function.__name__,
-            float(share if d.points is None else d.points),
-            bool(d.hidden),
-            d.function,
+    if namespace.get("all_or_nothing"):
+        raise ValueError(
+            f"{path.name}: all_or_nothing is not supported by this grader (each check scores "
+            "its own points); give the question's points per check instead"
         )
-        for d in decorated
+    if "name" not in namespace:
+        raise ValueError(f"{path.name} does not define the question's name")
+    decorated = [v for v in namespace.values() if isinstance(v, _TestCaseDecorator)]
+    try:
+        points = resolve_points(namespace.get("points"), [d.points for d in decorated])
+    except ValueError as error:
+        raise ValueError(f"{path.name}: {error}") from None
+    cases = [
+        TestCase(d.function.__name__, share, bool(d.hidden), d.function)
+        for d, share in zip(decorated, points, strict=True)
     ]
     return TestFile(namespace["name"], cases, source)
 
