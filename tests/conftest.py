@@ -112,14 +112,22 @@ def json_strings(data):
             yield from json_strings(item)
 
 
+def question_scores(results: dict) -> dict[str, float]:
+    """Question -> its score in a results.json: the tests read scores per question here."""
+    return {test["name"]: test["score"] for test in results["tests"]}
+
+
+def question_maxima(results: dict) -> dict[str, float]:
+    """Question -> its max_score in a results.json."""
+    return {test["name"]: test["max_score"] for test in results["tests"]}
+
+
 def assert_graded_as_expected(out: Path, case) -> None:
     """The bank case's results in `out`: every question's score, the total and the status."""
     results = read_results(out, case.name)
-    got = {test["name"]: test["score"] for test in results["tests"]}
     expected = bank.expected_scores(case)
-    assert got == expected, f"{case.name}: {case.why}\n{results['output']}"
-    maxima = {test["name"]: test["max_score"] for test in results["tests"]}
-    assert maxima == bank.FULL_MARKS, f"{case.name}: max_score per question"
+    assert question_scores(results) == expected, f"{case.name}: {case.why}\n{results['output']}"
+    assert question_maxima(results) == bank.FULL_MARKS, f"{case.name}: max_score per question"
     assert results["extra_data"]["status"] == case.status
     assert results["score"] == sum(expected.values())
 

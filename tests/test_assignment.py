@@ -5,9 +5,9 @@ import re
 
 import nbformat
 
-from mnist_grader import ASSIGNMENT_DIR, MASTER_NOTEBOOK, SOLUTIONS_DIR, assign
+from mnist_grader import ASSIGNMENT_DIR, MASTER_NOTEBOOK, SOLUTIONS_DIR, assign, questions
 
-FUNCTIONS = ("get_shapes", "build_model", "predict_probs", "top_class", "plot_prediction")
+FUNCTIONS = tuple(questions.student_functions())
 
 
 def test_layout():
@@ -128,4 +128,38 @@ def test_student_fills_only_function_bodies():
     assert "fit(" not in code and "load_mnist" not in code  # fixed cells stay outside
     fixed = [c for c in nb["cells"] if c["cell_type"] == "code" and c not in answer_cells]
     assert all(c["metadata"].get("editable") is False for c in fixed)
-    assert sum("grader.check(" in "".join(c["source"]) for c in fixed) == 6
+    assert sum("grader.check(" in "".join(c["source"]) for c in fixed) == len(
+        questions.autograded()
+    )
+
+
+# Auto-graded questions with no hidden check, each with why (none now). A hidden check runs the
+# student's function on inputs the notebook never shows, so answers typed in to pass the public
+# checks cannot earn the question's points.
+WITHOUT_HIDDEN_CHECK: dict[str, str] = {}
+
+
+def missing_hidden_checks(master=MASTER_NOTEBOOK) -> list[str]:
+    """The auto-graded questions of `master` without a hidden check that do not say why."""
+    return [
+        q.name
+        for q in questions.autograded(master)
+        if not any(c.hidden for c in q.checks) and q.name not in WITHOUT_HIDDEN_CHECK
+    ]
+
+
+def test_every_autograded_question_has_a_public_and_a_hidden_check():
+    assert missing_hidden_checks() == [], "add a `# HIDDEN` check, or say why in the list above"
+    for question in questions.autograded():
+        assert any(not c.hidden for c in question.checks), f"{question.name}: no public check"
+        if question.name in WITHOUT_HIDDEN_CHECK:
+            assert not any(c.hidden for c in question.checks), f"{question.name} has one now"
+
+
+def test_a_question_without_a_hidden_check_is_found(tmp_path):
+    nb = nbformat.read(MASTER_NOTEBOOK, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith("# HIDDEN\ndef test_random_prob"):
+            cell.source = cell.source.removeprefix("# HIDDEN\n")
+    nbformat.write(nb, tmp_path / MASTER_NOTEBOOK.name)
+    assert missing_hidden_checks(tmp_path / MASTER_NOTEBOOK.name) == ["q5"]

@@ -382,8 +382,7 @@ def test_grades_an_export_into_a_gradebook_with_identities(tmp_path, notebooks, 
     with (out / "gradebook.csv").open() as handle:
         rows = {row["file"].split("/")[0]: row for row in csv.DictReader(handle)}
     assert list(next(iter(rows.values()))) == [
-        "file", "name", "email", "sid", "total", "q4a", "q4b", "q4c", "q4d", "q5", "q6",
-        "status", "note",
+        "file", "name", "email", "sid", "total", *bank.FULL_MARKS, "status", "note",
     ]  # fmt: skip
     full = sum(bank.FULL_MARKS.values())
     label_length_10 = sum(bank.expected_scores(CASES["fails_q4b_label_length_10"]).values())

@@ -350,11 +350,13 @@ def test_a_batch_reports_only_its_own_submissions(class_out):
 
 
 def test_score_plot_labels_do_not_overlap(tmp_path):
-    """The total's 23 tick labels each keep their own room (they ran into each other)."""
+    """The total's tick labels (one per point, and 0) each keep their own room (they ran into
+    each other)."""
     import matplotlib.pyplot as plt
 
-    rows = [{**bank.FULL_MARKS, "total": 22}, {**{q: 0 for q in bank.FULL_MARKS}, "total": 0}]
-    maxima = {**bank.FULL_MARKS, "total": 22}
+    total = sum(bank.FULL_MARKS.values())
+    rows = [{**bank.FULL_MARKS, "total": total}, {**{q: 0 for q in bank.FULL_MARKS}, "total": 0}]
+    maxima = {**bank.FULL_MARKS, "total": total}
     fig = results.distribution_figure(rows, list(bank.FULL_MARKS), maxima)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()

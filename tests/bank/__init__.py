@@ -16,10 +16,10 @@ from pathlib import Path
 
 import nbformat
 
-from mnist_grader import variants
+from mnist_grader import questions, variants
 from mnist_grader.assign import NOTEBOOK_NAME
 
-FULL_MARKS = {"q4a": 2, "q4b": 2, "q4c": 2, "q4d": 8, "q5": 4, "q6": 6}
+FULL_MARKS = questions.full_marks()  # the master notebook's questions and points
 STATUS_GRADED = "graded"
 
 
