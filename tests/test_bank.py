@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests import bank
-from tests.conftest import ROOT, assert_graded_as_expected, read_results
+from tests.conftest import ROOT, assert_graded_as_expected, question_scores, read_results
 
 CASES = {case.name: case for case in bank.ALL_CASES}
 
@@ -35,7 +35,7 @@ def test_every_golden_mistake_names_its_questions():
 def test_a_mistake_costs_points_only_in_its_question(graded_bank, name):
     """Error carried forward: a wrong function loses points in the question where it is asked
     for, never in a question that merely uses its result (those checks use reference values)."""
-    scores = {t["name"]: t["score"] for t in read_results(graded_bank, name)["tests"]}
+    scores = question_scores(read_results(graded_bank, name))
     elsewhere = {q: s for q, s in scores.items() if q not in _questions_named(name)}
     assert elsewhere == {q: bank.FULL_MARKS[q] for q in elsewhere}, name
 

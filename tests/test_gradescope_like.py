@@ -18,7 +18,7 @@ from mnist_grader import package, results, sandbox
 from tests import bank
 from tests import gradescope_like as gs
 from tests.bank import hostile
-from tests.conftest import idle_sandbox_uids, require
+from tests.conftest import idle_sandbox_uids, question_maxima, question_scores, require
 
 MEMORY_MB = 768  # Gradescope's default
 DISK_MB = 512  # the container's writable disk: room for grading, and little more
@@ -111,13 +111,13 @@ def test_graded_as_on_gradescope(gradescope, case):
     # Its grade, by the grader (a forged results.json would lack extra_data or score otherwise).
     assert run.returncode == 0, run.environment
     results = json.loads(run.results_text)
-    got = {test["name"]: test["score"] for test in results["tests"]}
+    got = question_scores(results)
     assert got == bank.expected_scores(case), f"{case.name}: {case.why}\n{results['output']}"
     extra = results["extra_data"]
     assert (extra["status"], extra["submission"]) == (case.status, bank.NOTEBOOK_NAME)
     marks = [line for t in results["tests"] for line in t["output"].splitlines() if line[:1] == "["]
     assert [c["passed"] for c in extra["checks"]] == [m.startswith("[passed]") for m in marks]
-    assert {t["name"]: t["max_score"] for t in results["tests"]} == bank.FULL_MARKS
+    assert question_maxima(results) == bank.FULL_MARKS
     assert results["score"] == sum(got.values())
     if case is SMALL_FILES:
         assert "No space left on device" in results["output"]

@@ -11,6 +11,7 @@ import pytest
 
 from mnist_grader import package
 from tests import bank
+from tests.conftest import question_scores
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_run_autograder_grades_an_upload(built_zip, bank_dir, tmp_path):
     root = _gradescope_tree(built_zip, tmp_path, bank_dir / "fails_q5_argmax_axis0.ipynb")
     results = _run_autograder(root)
     case = next(c for c in bank.CASES if c.name == "fails_q5_argmax_axis0")
-    scores = {t["name"]: t["score"] for t in results["tests"]}
+    scores = question_scores(results)
     assert scores == bank.expected_scores(case), [t["output"] for t in results["tests"]]
     assert results["score"] == sum(bank.expected_scores(case).values())
 
