@@ -75,8 +75,9 @@ bench: $(STAMP)  ## time and memory (this grader vs otter run, Gradescope's sett
 	$(PY) -m tests.bench_warm
 	$(PY) -m tests.bench_demo
 
-docs: $(STAMP)  ## rebuild the generated docs (docs/bank.md from the bank's definitions)
+docs: $(STAMP)  ## rebuild the generated docs (docs/bank.md; the points, limits and bars the README and docs repeat)
 	$(PY) -m tests.bank --markdown docs/bank.md
+	$(PY) -m tests.docs_fragments
 
 mutants: $(STAMP)  ## break each check and protection on purpose; which test catches it (slow)
 	$(PY) -m tests.mutants

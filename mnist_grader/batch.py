@@ -86,6 +86,9 @@ def settings_arguments(settings: Settings) -> list[str]:
 BAR_TITLE = "grading"
 BAR_TICK_SECONDS = 1  # how often the bar's note on a waiting submission is redrawn
 LOG_NAME = "grader.log"
+# How long past --total-seconds a grading child may take to write its result before it is killed
+# (and a result saying so is written for it).
+CHILD_GRACE_SECONDS = 60
 MAX_LOG_BYTES = 2 * 2**20  # the end of a longer one is kept: that is where it failed
 
 
@@ -147,7 +150,7 @@ def _grade_in_child(
         follower = threading.Thread(target=steps.follow, args=(out.name, pipe), daemon=True)
         follower.start()
         try:
-            _, stderr = child.communicate(timeout=settings.total_seconds + 60)
+            _, stderr = child.communicate(timeout=settings.total_seconds + CHILD_GRACE_SECONDS)
             problem = f"the grader stopped with exit code {child.returncode}"
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)

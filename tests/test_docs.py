@@ -34,6 +34,29 @@ def test_the_bank_table_is_up_to_date():
     assert (ROOT / "docs" / "bank.md").read_text() == bank.markdown(), "run `make docs`"
 
 
+def test_the_facts_the_docs_repeat_are_up_to_date():
+    """The questions' points, the functions, the default limits and the accuracy bars are
+    written into the README and docs from their sources (make docs): a stale copy fails here."""
+    from tests import docs_fragments
+
+    values = docs_fragments.fragments()
+    used = set()
+    for path in docs_fragments.FILES:
+        text = path.read_text()
+        names = docs_fragments.used_names(text)
+        assert set(names) <= set(values), (
+            f"{path.name} names unknown facts: {set(names) - set(values)}"
+        )
+        assert docs_fragments.rewrite(text, values) == text, (
+            f"{path.name} is stale: run `make docs`"
+        )
+        used.update(names)
+        for line in text.splitlines():  # Markdown would show such a line as raw HTML
+            opening = re.match(r"\s*<!-- ([a-z0-9_:-]+) -->(.+)", line)
+            assert not opening, f"{path.name}: put text before the fragment on its line: {line}"
+    assert {"points", "functions", "limits", "accuracy-bar:mnist"} <= used
+
+
 DOCS = {path.name: path.read_text() for path in (ROOT / "docs").glob("*.md")}
 
 
