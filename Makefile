@@ -7,7 +7,10 @@
 BASE_PYTHON ?= /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# The install stamp is named by requirements.txt's content, not dated: a fresh clone beside an
+# existing venv (its requirements.txt newer than the stamp) installs nothing when the pins are
+# the same, and any change to the pins installs again.
+STAMP := $(VENV)/.installed-$(firstword $(shell sha256sum requirements.txt))
 export MNIST_NPZ ?= $(abspath $(firstword $(wildcard ../shared/datasets/mnist.npz)))
 
 # DATASET=fashion_mnist: the same exercise on Fashion-MNIST, built under build/fashion_mnist/.
@@ -39,10 +42,11 @@ help:  ## list the commands
 
 setup: $(STAMP)  ## create .venv and install the pinned requirements
 
-$(STAMP): requirements.txt
+$(STAMP):
 	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed*
 	touch $@
 
 assignment: $(STAMP)  ## rebuild assignment/ and solutions/ from autograder/master/ [DATASET=]
