@@ -57,6 +57,21 @@ def test_the_facts_the_docs_repeat_are_up_to_date():
     assert {"points", "functions", "limits", "accuracy-bar:mnist"} <= used
 
 
+def test_the_banks_prose_names_the_accuracy_bar_it_has():
+    """A percentage in a bank case's description or expected feedback is its dataset's accuracy
+    bar (mnist_exercise.DATASETS): a changed bar cannot leave the old one in docs/bank.md."""
+    from tests import bank, docs_fragments
+
+    bars = {
+        k.split(":")[1]: v for k, v in docs_fragments.fragments().items() if "accuracy-bar" in k
+    }
+    for dataset, cases in bank.BANKS.items():
+        for case in cases:
+            text = case.why + " ".join(case.feedback.values())
+            for percent in re.findall(r"\d+ ?%", text):
+                assert percent.replace(" ", "") == bars[dataset].replace(" ", ""), case.name
+
+
 DOCS = {path.name: path.read_text() for path in (ROOT / "docs").glob("*.md")}
 
 
