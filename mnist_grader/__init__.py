@@ -4,7 +4,7 @@ One module per concern: notebook (reading submissions), sandbox (the student's k
 session (running cells and calls with time limits), probe + wire (the data crossing between
 them), checks (running otter's test files in the grader), engine (one submission), batch (many),
 results (results.json, gradebook), assign (building the notebooks), package (the Gradescope zip),
-cli (the commands).
+cli (the commands); questions (the master's questions and points, for the tests and the docs).
 """
 
 import sys
