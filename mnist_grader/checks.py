@@ -37,9 +37,12 @@ class CaseResult:
 class QuestionResult:
     name: str
     cases: list = field(default_factory=list)
+    all_or_nothing: bool = False  # otter's: the question's points only when every check passes
 
     @property
     def score(self) -> float:
+        if self.all_or_nothing and not all(c.passed for c in self.cases):
+            return 0.0
         return round(sum(c.score for c in self.cases), 4)
 
     @property
@@ -48,6 +51,8 @@ class QuestionResult:
 
     def output(self) -> str:
         lines = []
+        if self.all_or_nothing:
+            lines.append(f"All or nothing: the {self.max_score:g} points need every check to pass.")
         for case in self.cases:
             mark = "passed" if case.passed else "FAILED"
             kind = "hidden check" if case.hidden else "check"
@@ -70,6 +75,7 @@ class TestFile:
     name: str  # the question, e.g. "q4d"
     cases: list
     source: str = ""  # the file's text
+    all_or_nothing: bool = False
 
 
 class _TestCaseDecorator:
@@ -124,10 +130,10 @@ def load_test_file(path: Path) -> TestFile:
 
     Why by hand: `import otter.test_files` imports all of otter (pandas, nbconvert): 55 MB and
     0.6 s in every grading process, to read a few small files that otter assign wrote from a
-    fixed template. The format is otter's whole exception format but `all_or_nothing`: `name`,
-    `points` (a number, a list per case, or absent) and @test_case(points=..., hidden=...);
-    tests/test_checks.py proves this gives the cases and points otter's own parser gives, for
-    every form. Anything else is refused with the reason rather than guessed.
+    fixed template. The format is otter's exception format: `name`, `points` (a number, a list
+    per case, or absent), `all_or_nothing` and @test_case(points=..., hidden=...);
+    tests/test_checks.py proves this gives the cases, points and scores otter's own parser and
+    runner give, for every form. Anything else is refused with the reason rather than guessed.
     """
     source = path.read_text()
     if OTTER_IMPORT not in source:
@@ -135,11 +141,6 @@ def load_test_file(path: Path) -> TestFile:
     namespace: dict = {}
     code = compile(source.replace(OTTER_IMPORT, ""), str(path), "exec")
     exec(code, {"test_case": _TestCaseDecorator}, namespace)
-    if namespace.get("all_or_nothing"):
-        raise ValueError(
-            f"{path.name}: all_or_nothing is not supported by this grader (each check scores "
-            "its own points); give the question's points per check instead"
-        )
     if "name" not in namespace:
         raise ValueError(f"{path.name} does not define the question's name")
     decorated = [v for v in namespace.values() if isinstance(v, _TestCaseDecorator)]
@@ -151,7 +152,7 @@ def load_test_file(path: Path) -> TestFile:
         TestCase(d.function.__name__, share, bool(d.hidden), d.function)
         for d, share in zip(decorated, points, strict=True)
     ]
-    return TestFile(namespace["name"], cases, source)
+    return TestFile(namespace["name"], cases, source, bool(namespace.get("all_or_nothing")))
 
 
 def load_test_files(tests_dir: Path) -> list[TestFile]:
@@ -216,7 +217,7 @@ def run_checks(test_files, environment) -> list[QuestionResult]:
     """Run every test case against `environment` (name -> proxy or value, resolved lazily)."""
     results = []
     for test_file in test_files:
-        question = QuestionResult(test_file.name)
+        question = QuestionResult(test_file.name, all_or_nothing=test_file.all_or_nothing)
         for case in test_file.cases:
             function = case.function
             try:
@@ -246,6 +247,7 @@ def zero_results(test_files, reason: str) -> list[QuestionResult]:
                 CaseResult(_readable(case.name), case.points, False, case.hidden, reason)
                 for case in test_file.cases
             ],
+            test_file.all_or_nothing,
         )
         for test_file in test_files
     ]

@@ -100,15 +100,28 @@ def test_points_otter_refuses_are_refused_with_the_reason(tmp_path, form):
         checks.load_test_file(path)
 
 
+@pytest.mark.parametrize("all_or_nothing", [False, True])
+@pytest.mark.parametrize("value", [0, 1, 2])
+def test_scores_are_otters(tmp_path, all_or_nothing, value):
+    """The score of a question, all-or-nothing or not, whichever checks pass: otter's runner's."""
+    path = _test_file(tmp_path, "[1, 2, 0.5]", [None, None, None])
+    if all_or_nothing:
+        path.write_text(path.read_text().replace("points = [", "all_or_nothing = True\npoints = ["))
+    results = checks.run_checks([checks.load_test_file(path)], lambda name: value)
+    otters = ExceptionTestFile.from_file(str(path))
+    otters.run({"f": value})
+    assert [c.passed for c in results[0].cases] == [r.passed for r in otters.test_case_results]
+    assert (results[0].score, results[0].max_score) == (otters.score, otters.possible)
+    assert ("All or nothing" in results[0].output()) == all_or_nothing
+
+
 def test_files_outside_otters_format_are_refused(tmp_path):
     path = tmp_path / "q1.py"
     path.write_text("name = 'q1'\npoints = 1\n")
     with pytest.raises(ValueError, match="not an otter exception-format test file"):
         checks.load_test_file(path)
-    path.write_text(
-        "from otter.test_files import test_case\nname = 'q1'\npoints = 1\nall_or_nothing = True\n"
-    )
-    with pytest.raises(ValueError, match="all_or_nothing is not supported"):
+    path.write_text("from otter.test_files import test_case\npoints = 1\n")
+    with pytest.raises(ValueError, match="does not define the question's name"):
         checks.load_test_file(path)
 
 
