@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests import mutants
+from tests import bank, mutants
 from tests.conftest import question_maxima, question_scores
 from tests.test_bank import failed_checks, matches
 
@@ -108,10 +108,12 @@ MUTATION = f"""    Mutation(
 """
 
 
-def _insert_before(path: Path, anchor: str, text: str) -> None:
+def _append_to_list(path: Path, name: str, text: str) -> None:
+    """`text` added as the last entry of the top-level list `name = [...]` in `path`."""
     source = path.read_text()
-    assert source.count(anchor) == 1, f"{path.name}: the place to add to has moved ({anchor!r})"
-    path.write_text(source.replace(anchor, text + anchor))
+    start = source.index(f"\n{name} = [\n")
+    end = source.index("\n]\n", start) + 1
+    path.write_text(source[:end] + text + source[end:])
 
 
 def add_question(tree: Path) -> None:
@@ -124,8 +126,8 @@ def add_question(tree: Path) -> None:
     nbformat.write(nb, tree / MASTER)
     exercise = tree / mutants.EXERCISE
     exercise.write_text(exercise.read_text() + CHECK)
-    _insert_before(tree / "tests/bank/__init__.py", "]\n\n\nfrom .fashion_mnist import", BANK_CASE)
-    _insert_before(tree / "tests/mutants.py", "]\n\nIGNORED = ", MUTATION)
+    _append_to_list(tree / "tests/bank/__init__.py", "CASES", BANK_CASE)
+    _append_to_list(tree / "tests/mutants.py", "MUTATIONS", MUTATION)
 
 
 def _run(tree: Path, *command: str) -> str:
@@ -159,9 +161,10 @@ def test_the_bank_and_the_docs_carry_the_new_question(tree):
     full_marks = _python(
         tree, "import json; from tests import bank; print(json.dumps(bank.FULL_MARKS))"
     )
-    assert full_marks == {"q4a": 2, "q4b": 2, "q4c": 2, "q4d": 7, "q5": 4, "q6": 5, "q7": 3}
+    assert full_marks == {**bank.FULL_MARKS, "q7": 3}  # this checkout's questions, and q7
     readme = (tree / "README.md").read_text()
-    assert "q6 5, q7 3 (25, auto-graded, points per check as the master sets" in readme
+    total = sum(full_marks.values())
+    assert f"q7 3 ({total}, auto-graded, points per check as the master sets" in readme
     assert "six functions where you see `...`" in readme and "`count_confident` (7)" in readme
     assert "| `fails_hidden_q7_hardcoded_count` |" in (tree / "docs/bank.md").read_text()
 
@@ -205,12 +208,12 @@ def test_the_zip_carries_the_new_checks(tree):
 
 def test_grading_carries_the_new_question(tree):
     """results.json, the gradebook and the class report, for the reference and the new case."""
-    bank, chosen, out = tree / "build/bank", tree / "build/chosen", tree / "grades"
+    notebooks, chosen, out = tree / "build/bank", tree / "build/chosen", tree / "grades"
     python = str(tree / ".venv/bin/python")
-    _run(tree, python, "-m", "tests.bank", str(bank))
+    _run(tree, python, "-m", "tests.bank", str(notebooks))
     chosen.mkdir()
     for name in ("passes_all", NEW_CASE):
-        (chosen / f"{name}.ipynb").write_bytes((bank / f"{name}.ipynb").read_bytes())
+        (chosen / f"{name}.ipynb").write_bytes((notebooks / f"{name}.ipynb").read_bytes())
     limits = [
         "--jobs",
         "2",
@@ -246,7 +249,7 @@ def test_grading_carries_the_new_question(tree):
         rows = {row["file"]: row for row in csv.DictReader(handle)}
     assert list(next(iter(rows.values())))[-2:] == ["q7", "status"]
     assert float(rows[f"{NEW_CASE}.ipynb"]["q7"]) == 1
-    assert float(rows[f"{NEW_CASE}.ipynb"]["total"]) == 25 - 2
+    assert float(rows[f"{NEW_CASE}.ipynb"]["total"]) == sum(bank.FULL_MARKS.values()) + 3 - 2
 
     report = json.loads((out / "report.json").read_text())
     q7 = next(q for q in report["questions"] if q["name"] == "q7")
