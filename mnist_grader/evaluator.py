@@ -95,8 +95,17 @@ def check_config(text: str) -> dict:
 
 def _without_compile(value):
     """The description without how it was compiled (optimizer, loss, metrics): running a model
-    needs none of it, and the build checks judge the compile from the kernel's report."""
+    needs none of it, and the build checks judge the compile from the kernel's report. An
+    activation given as TensorFlow's function (tf.nn.softmax, stored as {"class_name":
+    "function", "config": "softmax_v2"}) becomes Keras's own of that name."""
     if isinstance(value, dict):
+        if (
+            value.get("module") == "builtins"
+            and value.get("class_name") == "function"
+            and isinstance(value.get("config"), str)
+            and value["config"].removesuffix("_v2") in ACTIVATIONS
+        ):
+            return value["config"].removesuffix("_v2")
         return {k: _without_compile(v) for k, v in value.items() if k != "compile_config"}
     if isinstance(value, list):
         return [_without_compile(v) for v in value]

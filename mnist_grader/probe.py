@@ -177,6 +177,14 @@ class _GraderProbe:
     def call(self, call_id, name):
         function = self.namespace.get(name)
         arguments = self._arguments(call_id)  # outside the try: a failure here is not the student's
+        # Figures the cells left open closed, as Jupyter's inline backend closes them after each
+        # cell: pyplot calls in the function (plt.subplot without plt.figure) then draw into a
+        # new figure in the grader too, as they do in the notebook.
+        import sys
+
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close("all")
         try:
             result = function(*arguments)
         except BaseException as error:  # noqa: B036 - report even SystemExit to the grader

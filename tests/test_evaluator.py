@@ -243,3 +243,26 @@ def test_a_cnn_with_a_channel_axis_in_its_input_is_judged_like_any(exercise, mas
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     exercise.check_model_input(lambda: model)
     assert exercise.model_outputs(exercise.describe_model(model), IMAGES).shape == (40, 10)
+
+
+def test_tensorflow_activations_are_keras_own():
+    """tf.nn.softmax, which Keras stores as a function named softmax_v2, is read as softmax, in
+    the kernel's description and in the evaluator's."""
+    import tensorflow as tf
+
+    from mnist_grader import MASTER_DIR, engine
+
+    exercise = engine.exercise_module(MASTER_DIR)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28)),
+            keras.layers.Reshape((28, 28, 1)),
+            keras.layers.Conv2D(2, 3, activation=tf.nn.relu),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation=tf.nn.softmax),
+        ]
+    )
+    assert [layer.activation for layer in exercise.describe_model(model).layers][-1] == "softmax"
+    config = evaluator.check_config(model.to_json())
+    rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    assert rebuilt.layers[-1].get_config()["activation"] == "softmax"

@@ -543,6 +543,45 @@ def plot_prediction(image, probs):
         cells=["x_train = x_train.reshape((60000, 28, 28))"],
     ),
     Case(
+        "passes_all_tf_nn_activations",
+        "TensorFlow's own activations (tf.nn.relu, tf.nn.softmax), as older tutorials write "
+        "them: Keras stores tf.nn.softmax as a function named softmax_v2, which is softmax",
+        {
+            "build_model": """
+def build_model():
+    import tensorflow as tf
+
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation=tf.nn.relu),
+        keras.layers.Dense(10, activation=tf.nn.softmax),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+"""
+        },
+    ),
+    Case(
+        "passes_all_pyplot_percent_bars",
+        "pyplot's state machine without plt.figure (plt.subplot, then return plt.gcf()), the "
+        "image as uint8 0-255 (imshow shows the same picture), the bars as percentages",
+        {
+            "plot_prediction": """
+def plot_prediction(image, probs):
+    probs = np.asarray(probs)
+    plt.subplot(1, 2, 1)
+    plt.imshow((np.asarray(image) * 255).astype("uint8"), cmap="gray")
+    plt.subplot(1, 2, 2)
+    bars = plt.bar(range(10), 100 * probs)
+    bars[int(np.argmax(probs))].set_color("red")
+    plt.xticks(range(10))
+    plt.ylabel("probability (%)")
+    return plt.gcf()
+"""
+        },
+    ),
+    Case(
         "fails_q4d_logits_model_softmax_in_predict_probs",
         "the quickstart's logits model (from_logits=True) with predict_probs wrapping it in "
         "keras.layers.Softmax(): right for the student's own model, so only the output-layer check "
