@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .launcher import (  # noqa: F401 - NOGROUP and is_root are the sandbox's interface too
@@ -244,11 +245,13 @@ def sweep(uid: int) -> int:
                 pass
         psutil.wait_procs(victims, timeout=5)
     for folder in SHARED_TMP_DIRS:
-        _remove_owned_by(Path(folder), uid)
+        _remove_owned_by(folder, uid)
     _remove_ipc_owned_by(uid)
     left = leftovers(uid)
     if left:
-        print(f"mnist_grader: could not remove what uid {uid} left: {left}", file=sys.stderr)
+        shown = ", ".join(path[:300] for path in left[:20])
+        more = f" and {len(left) - 20} more" if len(left) > 20 else ""
+        print(f"mnist_grader: could not remove what uid {uid} left: {shown}{more}", file=sys.stderr)
     return killed
 
 
@@ -263,34 +266,139 @@ def leftovers(uid: int) -> list[str]:
         if proc.info["uids"] and uid in (proc.info["uids"].real, proc.info["uids"].effective)
     ]
     for folder in SHARED_TMP_DIRS:
-        found += [str(path) for path in _walk_writable(Path(folder), uid) if _owned(path, uid)]
+        found += _walk_shared_folder(folder, uid, remove=False)[0]
     found += [f"System V {kind} {ident}" for kind, _, ident, _ in ipc_objects(uid)]
     return found
 
 
-def _owned(path: Path, uid: int) -> bool:
+# Root walks the shared folders, which every kernel can change while it walks (a folder swapped
+# for a link to root's files, renameat2's RENAME_EXCHANGE), so it never resolves a path there:
+# each folder is opened relative to its parent's descriptor without following links, each entry
+# is judged by what that descriptor's folder holds, and removed through it (unlinkat, with
+# dir_fd). By hand rather than os.fwalk or shutil.rmtree, whose recursion (Python 3.10-3.12)
+# or open descriptor per level cannot take a folder millions of levels deep: one descriptor is
+# open at a time, and going back up reopens ".." and checks it is the folder it came from.
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+WALK_ATTEMPTS = 3  # a walk stops where another kernel moved the folder it was in; walk again
+
+
+@dataclass
+class _Level:
+    """A folder of the walk: its identity (device, inode), its name in the folder above, the
+    entries not looked at yet, and whether everything in it goes (it, or a folder above, is the
+    uid's)."""
+
+    identity: tuple[int, int]
+    name: str
+    pending: list[str]
+    clearing: bool
+
+
+def _open_folder(name: str, dir_fd: int | None = None) -> int | None:
     try:
-        return path.lstat().st_uid == uid
+        return os.open(name, _FOLDER_FLAGS, dir_fd=dir_fd)
+    except OSError:  # gone, or now a link or a file: not a folder to walk
+        return None
+
+
+def _entries(fd: int) -> list[str]:
+    try:
+        with os.scandir(fd) as listing:
+            return [entry.name for entry in listing]
+    except OSError:
+        return []
+
+
+def _writable_by(info: os.stat_result, uid: int) -> bool:
+    """A folder of another owner that `uid` could create entries in."""
+    return bool(info.st_mode & 0o002 or (info.st_gid == NOGROUP and info.st_mode & 0o020))
+
+
+def _walk_shared_folder(top: str, uid: int, remove: bool) -> tuple[list[str], bool]:
+    """The entries of `uid` in `top` and in every folder under it `uid` could write in (without
+    crossing into another file system): removed (with everything in them) when `remove`, else
+    listed. Returns (what is still there, as paths for a person; whether the walk finished)."""
+    fd = _open_folder(os.path.realpath(top))  # /var/lock -> /run/lock: root's own link
+    if fd is None:
+        return [], True
+    top_info = os.fstat(fd)
+    stack = [_Level((top_info.st_dev, top_info.st_ino), os.path.realpath(top), _entries(fd), False)]
+    found: list[str] = []
+
+    def where(name: str) -> str:
+        return "/".join([*(level.name for level in stack), name])
+
+    try:
+        while stack:
+            level = stack[-1]
+            if not level.pending:  # this folder is done: back up to the one above
+                stack.pop()
+                if not stack:
+                    return found, True
+                parent = _open_folder("..", fd)
+                os.close(fd)
+                fd = parent
+                if fd is None or _identity(os.fstat(fd)) != stack[-1].identity:
+                    return found, False  # moved while we were in it
+                if remove and level.clearing and _is(level.name, fd, level.identity):
+                    _quietly(os.rmdir, level.name, fd, found, where)
+                continue
+            name = level.pending.pop()
+            try:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                continue
+            theirs = level.clearing or info.st_uid == uid
+            if stat.S_ISDIR(info.st_mode):
+                if info.st_dev != top_info.st_dev:  # a mount point: root's, not walked into
+                    continue
+                if theirs and not remove:
+                    found.append(where(name))  # listed as one: what is inside goes with it
+                    continue
+                if not theirs and not _writable_by(info, uid):
+                    continue
+                child = _open_folder(name, fd)
+                if child is None:
+                    continue
+                opened = os.fstat(child)  # judged by what was opened, not by the name's stat
+                clearing = level.clearing or opened.st_uid == uid
+                if opened.st_dev != top_info.st_dev or not (clearing or _writable_by(opened, uid)):
+                    os.close(child)
+                    continue
+                os.close(fd)
+                fd = child
+                stack.append(_Level(_identity(opened), name, _entries(fd), clearing and remove))
+            elif theirs:
+                if remove:
+                    _quietly(os.unlink, name, fd, found, where)
+                else:
+                    found.append(where(name))
+        return found, True
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
+
+
+def _is(name: str, dir_fd: int, identity: tuple[int, int]) -> bool:
+    """Whether `name` in the folder `dir_fd` is still the entry of that identity."""
+    try:
+        return _identity(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)) == identity
     except OSError:
         return False
 
 
-def _walk_writable(folder: Path, uid: int):
-    """Every entry of `folder`, and of the subfolders `uid` could create entries in (other
-    users' world-writable folders inside /tmp, say), without following links."""
+def _quietly(remove, name: str, dir_fd: int, found: list[str], where) -> None:
+    """Remove `name` in the folder `dir_fd`; what could not be removed is listed."""
     try:
-        entries = list(folder.iterdir())
+        remove(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
     except OSError:
-        return
-    for entry in entries:
-        yield entry
-        try:
-            info = entry.lstat()
-        except OSError:
-            continue
-        writable = info.st_mode & 0o002 or (info.st_gid == NOGROUP and info.st_mode & 0o020)
-        if stat.S_ISDIR(info.st_mode) and info.st_uid != uid and writable:
-            yield from _walk_writable(entry, uid)
+        found.append(where(name))
 
 
 IPC_KINDS = (("shm", "-m", "shmid"), ("msg", "-q", "msqid"), ("sem", "-s", "semid"))
@@ -328,14 +436,7 @@ def _remove_ipc_owned_by(uid: int) -> None:
         )
 
 
-def _remove_owned_by(folder: Path, uid: int) -> None:
-    for entry in list(_walk_writable(folder, uid)):
-        try:
-            if entry.lstat().st_uid != uid:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink()
-        except OSError:
-            pass
+def _remove_owned_by(folder: str, uid: int) -> None:
+    for _ in range(WALK_ATTEMPTS):
+        if _walk_shared_folder(folder, uid, remove=True)[1]:
+            return

@@ -5,6 +5,7 @@ machine, so each test fails when its protection is removed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -35,24 +36,74 @@ def uid():
         sandbox.sweep(uid)
 
 
-def run_as(uid: int, code: str, timeout: float = 60, **limits) -> subprocess.CompletedProcess:
-    """`code` in a new Python that dropped to `uid` under `limits` (GENEROUS where not given)."""
+def _as_uid(uid: int, code: str, private_tmp: Path | None, limits: dict) -> list[str]:
+    """The argv of a new Python that drops to `uid` under `limits` (GENEROUS where not given),
+    then runs `code`; private_tmp (a folder for the kernel): first, the private temporary
+    folders a kernel gets where the machine allows mount namespaces (the launcher's own code)."""
+    mounts = ""
+    if private_tmp:
+        mounts = f"""
+from pathlib import Path
+assert launcher._private_mounts(Path({str(private_tmp)!r}), {uid}, 16), "no mount namespace"
+"""
     prologue = f"""
 import os
 from mnist_grader import launcher, sandbox
+{mounts}
 launcher.set_limits(**{ {**GENEROUS, **limits}!r})
 os.setgroups([])
 os.setgid(sandbox.NOGROUP)
 os.setuid({uid})
 """
-    return subprocess.run(
-        [sys.executable, "-c", prologue + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd="/",
-        env={"PYTHONPATH": str(PACKAGE_ROOT), "PATH": "/usr/bin:/bin"},
-    )
+    return [sys.executable, "-c", prologue + textwrap.dedent(code)]
+
+
+SANDBOX_ENV = {"PYTHONPATH": str(PACKAGE_ROOT), "PATH": "/usr/bin:/bin"}
+
+
+@contextlib.contextmanager
+def kernel_folder(private_tmp: bool):
+    """A folder for a kernel's private mounts, or None for a kernel that shares /tmp."""
+    if not private_tmp:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="mnist-test-kernel-", dir=sandbox.work_root()) as tmp:
+        yield Path(tmp)
+
+
+def run_as(
+    uid: int, code: str, timeout: float = 60, private_tmp: bool = False, **limits
+) -> subprocess.CompletedProcess:
+    """`code` run as `uid` (see _as_uid), to its end."""
+    with kernel_folder(private_tmp) as folder:
+        return subprocess.run(
+            _as_uid(uid, code, folder, limits),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd="/",
+            env=SANDBOX_ENV,
+        )
+
+
+@contextlib.contextmanager
+def started_as(uid: int, code: str, private_tmp: bool = False, **limits):
+    """`code` run as `uid` (see _as_uid) in the background while the block runs; its output
+    in pipes. Killed at the end of the block."""
+    with kernel_folder(private_tmp) as folder:
+        process = subprocess.Popen(
+            _as_uid(uid, code, folder, limits),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd="/",
+            env=SANDBOX_ENV,
+        )
+        try:
+            yield process
+        finally:
+            process.kill()
+            process.communicate()
 
 
 def test_memory_beyond_the_address_space_limit_is_refused(uid):
@@ -146,3 +197,108 @@ def test_a_process_left_behind_is_killed_by_the_sweep(uid):
     finally:
         if leftover.is_running():
             leftover.kill()
+
+
+@pytest.fixture
+def two_uids():
+    """Two sandbox uids, as two kernels of one batch graded side by side."""
+    with sandbox.lease_slots(2) as slots:
+        uids = [sandbox.slot_uid(slot) for slot in slots]
+        yield uids
+        for uid in uids:
+            sandbox.sweep(uid)
+
+
+DEEP_FOLDER = """
+import os
+os.chdir({top!r})
+for _ in range({depth}):
+    os.mkdir("d", 0o777)
+    os.chmod("d", 0o777)  # world-writable: every uid's sweep walks into it
+    os.chdir("d")
+open("bottom", "w").write("left")
+"""
+
+
+def test_a_folder_thousands_of_levels_deep_is_swept(two_uids):
+    """A world-writable folder 3000 levels deep in /tmp: the sweep of another uid walks it (it
+    could write there) and leaves it; the sweep of its uid removes all of it, so the slot is
+    clean for the next submission. A recursive walk raised RecursionError in both."""
+    owner, other = two_uids
+    top = Path(tempfile.mkdtemp(prefix="mnist-deep-", dir="/tmp"))
+    top.chmod(0o777)
+    try:
+        made = run_as(owner, DEEP_FOLDER.format(top=str(top), depth=3000))
+        assert made.returncode == 0, made.stderr
+        sandbox.sweep(other)
+        assert (top / "d").is_dir() and sandbox.leftovers(other) == []
+        assert sandbox.leftovers(owner) == [str(top / "d")]  # listed once, not level by level
+        sandbox.sweep(owner)
+        assert list(top.iterdir()) == [] and sandbox.leftovers(owner) == []
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+# The race of issue 18: a kernel keeps swapping a world-writable folder, where its classmate's
+# kernel left files, with a link to a folder of root's whose files have the same names, while
+# root sweeps that classmate's uid (renameat2's RENAME_EXCHANGE swaps the two names atomically).
+SWAPPER = """
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+os.mkdir({race!r}, 0o777)
+os.chmod({race!r}, 0o777)
+os.chdir({race!r})
+os.mkdir("W", 0o777)
+os.chmod("W", 0o777)
+os.symlink({targets!r}, "L")
+print("ready", flush=True)
+deadline = time.monotonic() + {seconds}
+while time.monotonic() < deadline:
+    libc.renameat2(-100, b"W", -100, b"L", 2)  # AT_FDCWD, RENAME_EXCHANGE
+"""
+VICTIM = """
+import os, time
+deadline = time.monotonic() + 2
+while True:  # the folder, whichever name it has now (never through the link)
+    try:
+        folder = os.open({race!r} + "/W", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        break
+    except OSError:
+        if time.monotonic() > deadline:  # not in this kernel's /tmp (a private one)
+            raise SystemExit(0)
+for n in range({count}):
+    os.close(os.open(f"f{{n}}", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=folder))
+"""
+RACE_SECONDS = 6
+TARGETS = 300
+
+
+@pytest.mark.parametrize("private_tmp", [True, False], ids=["private /tmp", "shared /tmp"])
+def test_the_sweep_never_follows_a_folder_swapped_for_a_link(two_uids, private_tmp):
+    """Root sweeps the victim's uid again and again while the swapper races: not one of root's
+    files is deleted. With a private /tmp each kernel races in its own (the mounts of
+    mnist_grader.launcher); shared, as without CAP_SYS_ADMIN, the sweep walks the race itself
+    and must not delete through the link (a path-based sweep deleted hundreds)."""
+    victim, swapper = two_uids
+    targets = Path(tempfile.mkdtemp(prefix="mnist-race-targets-", dir=sandbox.work_root()))
+    for n in range(TARGETS):
+        (targets / f"f{n}").write_text("root's")
+    race = f"/tmp/mnist-race-{os.getpid()}"
+    code = SWAPPER.format(race=race, targets=str(targets), seconds=RACE_SECONDS)
+    try:
+        with started_as(swapper, code, private_tmp) as racing:
+            assert racing.stdout.readline().strip() == "ready", racing.stderr.read()
+            sweeps = 0
+            while racing.poll() is None:
+                made = run_as(
+                    victim, VICTIM.format(race=race, count=TARGETS), private_tmp=private_tmp
+                )
+                assert made.returncode == 0, made.stderr
+                sandbox.sweep(victim)
+                sweeps += 1
+            assert racing.returncode == 0, racing.stderr.read()
+        deleted = [n for n in range(TARGETS) if not (targets / f"f{n}").exists()]
+        assert deleted == [], f"root deleted {len(deleted)} of its files in {sweeps} sweeps"
+        assert sandbox.leftovers(victim) == []
+    finally:
+        shutil.rmtree(targets, ignore_errors=True)
