@@ -27,6 +27,7 @@ class CaseResult:
     message: str = ""
     expected: str = ""
     got: str = ""
+    out_of_memory: bool = False  # the grader ran out of its memory checking it (see run_checks)
 
     @property
     def score(self) -> float:
@@ -213,6 +214,13 @@ def _record(error: BaseException) -> dict:
     return {"message": record.message, "expected": record.expected, "got": record.got}
 
 
+TOO_LARGE = (
+    "something your code returned or described (an array, a model's weights) is far larger "
+    "than this exercise needs"
+)
+OUT_OF_MEMORY_FEEDBACK = f"Checking this needed more memory than the grader allows: {TOO_LARGE}."
+
+
 def run_checks(test_files, environment) -> list[QuestionResult]:
     """Run every test case against `environment` (name -> proxy or value, resolved lazily)."""
     results = []
@@ -225,6 +233,8 @@ def run_checks(test_files, environment) -> list[QuestionResult]:
                     name: environment(name) for name in inspect.signature(function).parameters
                 }
                 function(**arguments)
+            except MemoryError:  # past --grader-memory-mb: this check fails, the others still run
+                passed, feedback, record = False, OUT_OF_MEMORY_FEEDBACK, {"out_of_memory": True}
             except Exception as error:  # every failure, of any kind, is lost points with a reason
                 passed, feedback, record = False, _feedback(error), _record(error)
             else:

@@ -142,7 +142,11 @@ def _run_grade_one(args) -> None:
     settings.slot = args.slot
     settings.kernel_template = args.kernel_template
     progress.report_to(args.progress_fd)
-    report = engine.grade_submission(args.submission, settings)
+    try:
+        report = engine.grade_submission(args.submission, settings, own_process=True)
+    except MemoryError:  # past --grader-memory-mb outside a check: the whole submission says so
+        logging.exception("grading ran out of the grader's memory (--grader-memory-mb)")
+        report = engine.out_of_memory(args.submission, settings)
     results.write_json(results.results_json(report), args.out / "results.json")
 
 

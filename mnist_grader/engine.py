@@ -117,13 +117,50 @@ def _prepare_sandbox(root: Path) -> Path:
     return workdir
 
 
-def grade_submission(path: Path, settings: Settings) -> Report:
+def limit_memory(extra_mb: int) -> int:
+    """Cap this process's address space at what it holds now plus `extra_mb`; returns the cap.
+
+    Only the soft limit: a cold kernel started from here (its launcher, still root) raises its
+    own to --memory-mb. Taken relative to now because what the process holds at the start
+    (libraries, one stack per BLAS thread, the data) grows with the machine's cores.
+    """
+    import resource
+
+    with open("/proc/self/status") as status:
+        size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = size_kb * 1024 + extra_mb * 2**20
+    cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    return cap
+
+
+def out_of_memory(path: Path, settings: Settings) -> Report:
+    """The report of a submission whose grading ran out of the grader's memory outside any one
+    check (the checks' own run out of it one at a time: checks.run_checks)."""
+    reason = could_not_grade(f"checking it needed more memory than the grader allows: "
+                             f"{checks.TOO_LARGE}")  # fmt: skip
+    test_files = checks.load_test_files(settings.checks_dir / "tests")
+    return Report(
+        path.name,
+        Status.GRADING_OUT_OF_MEMORY,
+        checks.zero_results(test_files, reason),
+        [reason],
+    )
+
+
+def grade_submission(path: Path, settings: Settings, own_process: bool = False) -> Report:
+    """own_process: this process grades this submission alone (grade-one), and so may cap its
+    own memory (--grader-memory-mb) once the data is loaded."""
     from . import notebook, remote
     from . import session as sess
 
     started = time.monotonic()
     exercise = use_exercise_module(settings)
     test_files = checks.load_test_files(settings.checks_dir / "tests")
+    if own_process:
+        cap = limit_memory(settings.grader_memory_mb)
+        logger.info("this process's address space is capped at %d MB", cap // 2**20)
     try:
         cells = notebook.read_code_cells(path)
     except notebook.UnreadableSubmission as problem:
@@ -177,9 +214,17 @@ def grade_submission(path: Path, settings: Settings) -> Report:
             _keep_for_debugging(Path(tmp), path.name)
     if sandbox.is_root():
         sandbox.sweep(uid)  # again, after the folder is gone: nothing may outlive grading
-    return Report(
-        path.name, log.status, questions, log.problems(), time.monotonic() - started, seed
-    )
+    status, notes = log.status, log.problems()
+    if any(case.out_of_memory for question in questions for case in question.cases):
+        notes.append(OUT_OF_MEMORY_NOTE)
+        status = Status.GRADING_OUT_OF_MEMORY if status == Status.GRADED else status
+    return Report(path.name, status, questions, notes, time.monotonic() - started, seed)
+
+
+OUT_OF_MEMORY_NOTE = (
+    "some checks needed more memory than the grader allows, and failed: "
+    f"{checks.TOO_LARGE} (each such check says so below)"
+)
 
 
 def explain_grading_size(log, cells, exercise, train_images: int) -> None:

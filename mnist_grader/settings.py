@@ -19,6 +19,8 @@ class Status(str, enum.Enum):
     KERNEL_DIED = "kernel died"  # the kernel kept dying after its restarts: the rest not run
     OUT_OF_TIME = "out of time"  # the submission used its total time: the rest not run
     GRADER_ERROR = "grader error"  # the grader itself failed: 0, the instructor's to look at
+    # checking the submission took the grader past --grader-memory-mb: what needed it scores 0
+    GRADING_OUT_OF_MEMORY = "grading out of memory"
     NO_NOTEBOOK = "no notebook"  # a Gradescope export's folder with no notebook in it
     MISSING_FOLDER = "missing folder"  # a student the export's metadata names, with no folder
 
@@ -72,6 +74,14 @@ class Settings:
         "how long the grader's Keras evaluator may take to rebuild and run a trained model "
         "that numpy does not compute (a CNN, say) for the accuracy check; past it that check "
         "fails and says so",
+    )
+    grader_memory_mb: int = _setting(
+        1024,
+        "MB",
+        "how much memory each submission's grading process (the grader's side, not the "
+        "student's kernel) may add to what it holds when grading starts, to read what the "
+        "kernel returns and recompute the model; a check that needs more fails, the "
+        "submission's status is 'grading out of memory', and the batch goes on",
     )
     epochs: int = _setting(
         1,

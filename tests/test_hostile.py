@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from mnist_grader import batch, sandbox
+from mnist_grader import batch, checks, engine, sandbox
 from tests import bank
 from tests.bank import hostile
 from tests.conftest import PRIVATE_MODES_BEFORE, idle_sandbox_uids, json_strings, read_results
@@ -142,3 +142,14 @@ def test_text_from_student_code_is_shown_inert(graded_bank):
         assert spelled in text, where
     got = [c["got"] for c in read_results(graded_bank, folder.name)["extra_data"]["checks"]]
     assert any(f"{spelled}7777" in g for g in got), got  # what top_class returned, its repr
+
+
+def test_past_the_graders_memory_the_result_says_so(graded_bank):
+    """A model too large for the grader to recompute within --grader-memory-mb: the one check
+    that recomputes it fails in words a student can act on, the status says so, and the
+    submission's other checks (and the batch) go on."""
+    results = read_results(graded_bank, "model_too_large_to_check")
+    assert results["extra_data"]["status"] == "grading out of memory"
+    failed = [check for check in results["extra_data"]["checks"] if not check["passed"]]
+    assert [check["feedback"] for check in failed] == [checks.OUT_OF_MEMORY_FEEDBACK]
+    assert engine.OUT_OF_MEMORY_NOTE in results["output"]

@@ -284,8 +284,10 @@ def error_words(error: BaseException) -> str:
 
 def _raised_by_grader(error: BaseException) -> bool:
     """The grader's own problems (a call that ran out of time, a lost kernel) carry this mark:
-    they are reported as they are, not as something the student's code did."""
-    return getattr(error, "raised_by_grader", False) is True
+    they are reported as they are, not as something the student's code did. So does running
+    out of memory here, in the checks' own process (a student's function that does raises
+    something else in the grader: the kernel's error, by name)."""
+    return isinstance(error, MemoryError) or getattr(error, "raised_by_grader", False) is True
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ class Case:
     starter: bool = False  # leave the student's `...` bodies as they are
     status: str = STATUS_GRADED
     cells: list = field(default_factory=list)  # extra code cells, run right after the setup cell
+    last_cells: list = field(default_factory=list)  # extra code cells, run after all the others
     damage: object = None  # bytes -> bytes: what happens to the file after it is written
     kernel: str | None = None  # a kernelspec name to claim in the notebook's metadata
     link_to: str | None = None  # the upload is a symbolic link to this file of the project's
@@ -802,6 +803,7 @@ def make_notebook(case: Case, solutions: dict[str, str], student_notebook: Path)
     setup = next(i for i, c in enumerate(nb.cells) if "load_dataset()" in c.source)
     for offset, source in enumerate(case.cells, start=1):
         nb.cells.insert(setup + offset, nbformat.v4.new_code_cell(source.strip()))
+    nb.cells += [nbformat.v4.new_code_cell(source.strip()) for source in case.last_cells]
     if case.kernel:
         nb.metadata["kernelspec"] = {
             "name": case.kernel,

@@ -372,6 +372,28 @@ for n in range(4):
         cells=[f"raise ValueError({HOSTILE_TEXT!r})"],
     ),
     Case(
+        "model_too_large_to_check",
+        "a complete solution whose last cell makes `model` an untrained model with a layer of "
+        "187500 units (its weights are small: a 10-unit layer before and after it): "
+        "recomputing its accuracy takes 1.5 GB per batch of images, past --grader-memory-mb, "
+        "so that check fails saying so, the status is 'grading out of memory', and the batch "
+        "goes on",
+        scores={"q4d": 6},
+        status="grading out of memory",
+        last_cells=[
+            """
+model = keras.Sequential([
+    keras.Input((28, 28)),
+    keras.layers.Flatten(),
+    keras.layers.Dense(10, activation="relu"),
+    keras.layers.Dense(187500, activation="relu"),
+    keras.layers.Dense(10, activation="softmax"),
+])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+"""
+        ],
+    ),
+    Case(
         "foreign_kernelspec",
         "a complete solution whose metadata names a Julia kernel: the "
         "grader always uses its own Python kernel",
