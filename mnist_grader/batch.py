@@ -33,6 +33,18 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_FOLDERS = ("autograder", "solutions", "tests", ".git", "build", "grades")
 
 
+def private_folders(settings: Settings, out: Path) -> list[Path]:
+    """What a sandboxed kernel must not read, as the real folders: the checks, the output, and
+    the private folders of this checkout and of the one the venv really lives in (a .venv
+    linked from another checkout: the kernel finds that one from realpath(sys.prefix)). Never
+    a folder holding what the kernel runs on."""
+    checkouts = {PACKAGE_ROOT, Path(sys.prefix).resolve().parent}
+    named = [settings.checks_dir, out, *(c / name for c in checkouts for name in PRIVATE_FOLDERS)]
+    runs_on = [Path(path).resolve() for path in (sys.prefix, sys.base_prefix, sys.executable)]
+    real = dict.fromkeys(path.resolve() for path in named if path.is_dir())
+    return [path for path in real if not any(p.is_relative_to(path) for p in runs_on)]
+
+
 def find_submissions(target: Path) -> list[Path]:
     if target.is_dir():
         return sorted(
@@ -410,7 +422,7 @@ def _grade_all(
     warm: bool = True,
 ):
     out.mkdir(parents=True, exist_ok=True)
-    private = [settings.checks_dir, out, *(PACKAGE_ROOT / name for name in PRIVATE_FOLDERS)]
+    private = private_folders(settings, out)
     test_files = checks.load_test_files(settings.checks_dir / "tests")  # before any kernel runs
     question_names = [test_file.name for test_file in test_files]
     with (

@@ -7,7 +7,10 @@ tests check what the scores alone can't show.
 import hashlib
 import json
 import re
+import shutil
+import subprocess
 import sysconfig
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -15,7 +18,13 @@ import psutil
 from mnist_grader import batch, checks, engine, sandbox
 from tests import bank
 from tests.bank import hostile
-from tests.conftest import PRIVATE_MODES_BEFORE, idle_sandbox_uids, json_strings, read_results
+from tests.conftest import (
+    PRIVATE_MODES_BEFORE,
+    ROOT,
+    idle_sandbox_uids,
+    json_strings,
+    read_results,
+)
 
 SANDBOX_UIDS = sandbox.SANDBOX_UIDS
 
@@ -153,3 +162,35 @@ def test_past_the_graders_memory_the_result_says_so(graded_bank):
     failed = [check for check in results["extra_data"]["checks"] if not check["passed"]]
     assert [check["feedback"] for check in failed] == [checks.OUT_OF_MEMORY_FEEDBACK]
     assert engine.OUT_OF_MEMORY_NOTE in results["output"]
+
+
+def test_a_venv_linked_from_another_checkout_keeps_that_checkout_closed(dist, data_file):
+    """Grading from a checkout whose .venv is a link into another checkout (this one, as
+    `make mutants`' scratch copies have it): the kernel finds that checkout from
+    realpath(sys.prefix), and its checks, solutions, bank and history are closed to it too,
+    not only the folders under the grading checkout's own name."""
+    case = next(c for c in bank.ALL_CASES if c.name == "reads_the_checks")
+    student = bank.variants.get("mnist").assignment_dir / bank.NOTEBOOK_NAME
+    with tempfile.TemporaryDirectory(prefix="mnist-linked-venv-", dir=sandbox.work_root()) as tmp:
+        checkout = Path(tmp) / "checkout"
+        shutil.copytree(
+            ROOT / "mnist_grader",
+            checkout / "mnist_grader",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        (checkout / ".venv").symlink_to(ROOT / ".venv")
+        for folder in (Path(tmp), checkout):
+            folder.chmod(0o755)  # the sandbox user reaches the venv through it
+        submission = Path(tmp) / f"{case.name}.ipynb"
+        submission.write_text(bank.make_notebook(case, bank.solution_functions(), student))
+        out = Path(tmp) / "out"
+        graded = subprocess.run(
+            [str(checkout / ".venv" / "bin" / "python"), "-m", "mnist_grader", "grade",
+             str(submission), "--out", str(out), "--checks-dir", str(dist / "autograder"),
+             "--data-file", str(data_file), "--cell-seconds", "30", "--check-seconds", "10"],
+            cwd=checkout, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert graded.returncode == 0, graded.stderr[-2000:]
+        output = read_results(out, case.name)["output"]
+    assert f"'{ROOT}'" in output.split("checkouts=")[1].split("]")[0]  # it looked there...
+    assert "LEAK readable=[]" in output  # ...and could read none of it

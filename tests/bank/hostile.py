@@ -152,9 +152,11 @@ subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
             """
 import glob, os, sys
 found, readable = [], []
-checkout = os.path.dirname(sys.prefix)  # the venv lives in the checkout
-private = [checkout + "/autograder/master/mnist_exercise.py", checkout + "/solutions/rubric.md",
-           checkout + "/tests/bank/__init__.py", checkout + "/.git/config"]
+# The venv lives in a checkout: by its name, and where it really is (a .venv may be a link).
+checkouts = sorted({os.path.dirname(sys.prefix), os.path.dirname(os.path.realpath(sys.prefix))})
+private = [checkout + path for checkout in checkouts for path in (
+    "/autograder/master/mnist_exercise.py", "/solutions/rubric.md", "/tests/bank/__init__.py",
+    "/.git/config")]
 for pattern in ["/work/**/tests/q*.py", "/tmp/**/tests/q*.py", "/autograder/**/q*.py",
                 "/work/**/master/*.ipynb", "/work/**/solutions/*.ipynb", *private]:
     for path in glob.glob(pattern, recursive=True):
@@ -164,7 +166,8 @@ for pattern in ["/work/**/tests/q*.py", "/tmp/**/tests/q*.py", "/autograder/**/q
             pass
         else:
             readable += [path] if path in private else []
-raise RuntimeError(f"LEAK readable={readable} " + " ".join(found).replace("\\n", " ")[:4000])
+raise RuntimeError(f"LEAK readable={readable} checkouts={checkouts} "
+                   + " ".join(found).replace("\\n", " ")[:4000])
 """
         ],
     ),
