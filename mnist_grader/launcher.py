@@ -5,6 +5,7 @@ until it drops to the sandbox user.
 kernelspec the grader writes for each submission (cold kernels; warm ones call `enter` in a fork
 of the batch's template, mnist_grader.zygote). Started as root, it
 - starts a new session (so the kernel and its children form one group),
+- joins a CPU cgroup of its uid's own where the machine allows it (one CPU weight per kernel),
 - gives the kernel private tmpfs mounts and System V IPC where the machine allows it,
 - sets resource limits (address space, CPU seconds, processes, file size, no core files),
 - copies the connection file into the sandbox folder for the unprivileged user,
@@ -17,6 +18,7 @@ The grader's side of the sandbox (slots, sweeps, protected folders) is mnist_gra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import resource
@@ -119,6 +121,80 @@ def _private_mounts(workdir: Path, uid: int, size_mb: int) -> bool:
     return True
 
 
+# Each kernel's processes share one CPU weight, however many processes or sessions they start:
+# without a group, the scheduler weighs every session alike (autogroup), so a kernel with four
+# busy sessions took four shares against a classmate's one. A group per sandbox uid, inside the
+# grader's own group (so a limit set on the grader, a container's say, still holds over it), and
+# directly there: each kernel weighs what one session does, not a share of one for all kernels.
+CPU_GROUP = "mnist-grader-kernel-"  # + the uid
+CPU_WEIGHT = {1: ("cpu.shares", "1024"), 2: ("cpu.weight", "100")}  # each kernel the default
+
+
+def _cpu_hierarchy() -> tuple[int, Path] | None:
+    """(cgroup version, where it is mounted) of the hierarchy with the cpu controller."""
+    try:
+        mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        return None
+    for _, where, kind, options, *_ in mounts:
+        if kind == "cgroup" and "cpu" in options.split(","):
+            return 1, Path(where)
+    for _, where, kind, *_ in mounts:
+        if kind == "cgroup2" and "cpu" in _read(Path(where) / "cgroup.controllers").split():
+            return 2, Path(where)
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def kernel_cpu_group(uid: int) -> tuple[int, Path] | None:
+    """(cgroup version, folder) of the CPU group of `uid`'s kernels, under this process's own
+    group; None where the machine has no cpu controller."""
+    hierarchy = _cpu_hierarchy()
+    if hierarchy is None:
+        return None
+    version, mount = hierarchy
+    for line in _read(Path("/proc/self/cgroup")).splitlines():
+        number, controllers, path = line.split(":", 2)
+        if (version == 1 and "cpu" in controllers.split(",")) or (version, number) == (2, "0"):
+            return version, mount / path.lstrip("/") / f"{CPU_GROUP}{uid}"
+    return None
+
+
+def join_cpu_group(uid: int) -> Path | None:
+    """Move this process (the kernel to be, still root) into the CPU group of `uid`'s kernels;
+    everything it starts stays there, and after the drop to `uid` it cannot leave (the group's
+    files are root's). The group, or None where the machine allows none (no cpu controller, or
+    /sys/fs/cgroup read-only, as in a Docker container)."""
+    found = kernel_cpu_group(uid)
+    if found is None:
+        return None
+    version, group = found
+    weight_file, weight = CPU_WEIGHT[version]
+    try:
+        if version == 2:  # let the groups below ours use the cpu controller
+            (group.parent / "cgroup.subtree_control").write_text("+cpu")
+        group.mkdir(exist_ok=True)
+        (group / weight_file).write_text(weight)
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError:
+        return None
+    return group
+
+
+def remove_cpu_group(uid: int) -> None:
+    """The CPU group of `uid`'s kernels, once they are gone (the sweep); kept if not empty."""
+    found = kernel_cpu_group(uid)
+    if found is not None:
+        with contextlib.suppress(OSError):
+            found[1].rmdir()
+
+
 def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
@@ -179,6 +255,7 @@ def enter(args: argparse.Namespace) -> Path:
     except PermissionError:  # jupyter_client already made us a session leader
         pass
     if is_root():
+        join_cpu_group(args.uid)
         if not _private_mounts(workdir, args.uid, args.tmp_mb):
             os.chown(workdir, args.uid, NOGROUP, follow_symlinks=False)
             os.chmod(workdir, 0o700)  # other submissions' kernels (other uids) cannot look in

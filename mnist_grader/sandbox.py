@@ -25,6 +25,7 @@ from .launcher import (  # noqa: F401 - NOGROUP and is_root are the sandbox's in
     _libc,
     _mount_tmpfs,
     is_root,
+    remove_cpu_group,
 )
 
 GRADER_DIR = Path("/run/mnist-grader")  # root's; out of /tmp, which a kernel gets a private one of
@@ -244,6 +245,7 @@ def sweep(uid: int) -> int:
             except psutil.Error:
                 pass
         psutil.wait_procs(victims, timeout=5)
+    remove_cpu_group(uid)
     for folder in SHARED_TMP_DIRS:
         _remove_owned_by(folder, uid)
     _remove_ipc_owned_by(uid)

@@ -152,3 +152,43 @@ def test_a_grading_log_for_the_instructor_and_debug_keeps_the_sandbox(dist, data
         shutil.rmtree(kept)
     results = (out / "tiny" / "results.json").read_text()
     assert "kernel started" not in results and json.loads(results)["stdout_visibility"] == "hidden"
+
+
+CPU_GROUP_CELL = """
+import os, subprocess
+def group(text):
+    for line in text.splitlines():
+        number, controllers, path = line.split(":", 2)
+        if {version} == 1 and "cpu" in controllers.split(",") or ({version}, number) == (2, "0"):
+            return path
+own = group(open("/proc/self/cgroup").read())
+new_session = subprocess.run(["setsid", "-w", "cat", "/proc/self/cgroup"], capture_output=True,
+                             text=True).stdout
+try:  # back to the grader's group
+    with open({mount!r} + os.path.dirname(own) + "/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+    left = "left"
+except OSError:
+    left = "refused"
+x = [own, group(new_session), open({mount!r} + own + "/{weight_file}").read().strip(), left]
+"""
+
+
+def test_a_kernel_and_its_new_sessions_share_one_cpu_group(run):
+    """The kernel, and a process of it in a session of its own, are in the CPU group of its uid
+    with every kernel's weight (so four busy sessions no longer take four shares of the CPU
+    against a classmate's one), and the kernel cannot leave it."""
+    from mnist_grader import launcher
+
+    hierarchy = launcher._cpu_hierarchy()
+    if hierarchy is None:
+        pytest.skip("this machine has no cgroup cpu controller")
+    version, mount = hierarchy
+    weight_file, weight = launcher.CPU_WEIGHT[version]
+    cell = CPU_GROUP_CELL.format(version=version, mount=str(mount), weight_file=weight_file)
+    log, answers = run([cell])
+    assert statuses(log) == ["ok"], log.problems()
+    own, new_session, got_weight, left = answers["x"]
+    uid = own.rpartition("/")[2].removeprefix(launcher.CPU_GROUP)
+    assert uid.isdigit() and int(uid) in sandbox.SANDBOX_UIDS, own
+    assert (new_session, got_weight, left) == (own, weight, "refused")
