@@ -311,6 +311,29 @@ MUTATIONS = [
         ("passes_all", "fails_q4b_label_length_10"),  # the export's notebooks, not graded
     ),
     Mutation(
+        "the sweep removes by path, through a folder a kernel swapped for a link",
+        "mnist_grader/sandbox.py",
+        "                    _quietly(os.unlink, name, fd, found, where)\n",
+        "                    _quietly(lambda _, dir_fd: os.unlink(where(name)), name, fd, found, "
+        "where)\n",
+        ["tests/test_protections.py", "-k", "swapped_for_a_link"],
+    ),
+    Mutation(
+        "the grading process's memory not capped",
+        "mnist_grader/engine.py",
+        "    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))\n",
+        "",
+        bank_test("model_too_large_to_check"),
+        ("model_too_large_to_check",),
+    ),
+    Mutation(
+        "no CPU group per kernel",
+        "mnist_grader/launcher.py",
+        "        join_cpu_group(args.uid)\n",
+        "",
+        ["tests/test_session.py", "-k", "cpu_group"],
+    ),
+    Mutation(
         "a missing function reaches the check as a crash",
         EXERCISE,
         "        function is not None,\n",

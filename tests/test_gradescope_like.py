@@ -58,6 +58,7 @@ CASE_NAMES = [
     "leaves_ipc_and_lock_files",
     "memory_bomb",
     "hangs_ignoring_interrupts",
+    "leaves_a_deep_folder",
 ]
 CASES = [next(c for c in bank.ALL_CASES if c.name == name) for name in CASE_NAMES]
 CASES.append(SMALL_FILES)

@@ -277,8 +277,9 @@ TARGETS = 300
 def test_the_sweep_never_follows_a_folder_swapped_for_a_link(two_uids, private_tmp):
     """Root sweeps the victim's uid again and again while the swapper races: not one of root's
     files is deleted. With a private /tmp each kernel races in its own (the mounts of
-    mnist_grader.launcher); shared, as without CAP_SYS_ADMIN, the sweep walks the race itself
-    and must not delete through the link (a path-based sweep deleted hundreds)."""
+    mnist_grader.launcher; a checkout in /tmp keeps /tmp shared even then, as in `make mutants`'
+    scratch copies); shared, as without CAP_SYS_ADMIN, the sweep walks the race itself and must
+    not delete through the link (a path-based sweep deleted hundreds)."""
     victim, swapper = two_uids
     targets = Path(tempfile.mkdtemp(prefix="mnist-race-targets-", dir=sandbox.work_root()))
     for n in range(TARGETS):

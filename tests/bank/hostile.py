@@ -375,6 +375,29 @@ for n in range(4):
         cells=[f"raise ValueError({HOSTILE_TEXT!r})"],
     ),
     Case(
+        "leaves_a_deep_folder",
+        "starter + a world-writable folder 3000 levels deep in /tmp, /var/tmp and /dev/shm: gone "
+        "with its private tmpfs, or removed by the sweep (which walks it without recursion), "
+        "and the submissions after it in its slot are graded as usual; it scores 0",
+        starter=True,
+        scores=ZERO,
+        cells=[
+            """
+import os
+for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+    try:
+        os.chdir(folder)
+        for _ in range(3000):
+            os.mkdir("deep", 0o777)
+            os.chmod("deep", 0o777)  # every uid's sweep may walk it
+            os.chdir("deep")
+    except OSError:
+        pass
+os.chdir(os.environ["HOME"])
+"""
+        ],
+    ),
+    Case(
         "model_too_large_to_check",
         "a complete solution whose last cell makes `model` an untrained model with a layer of "
         "187500 units (its weights are small: a 10-unit layer before and after it): "
