@@ -18,11 +18,11 @@ The grader's side of the sandbox (slots, sweeps, protected folders) is mnist_gra
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import os
 import resource
 import sys
+import time
 from pathlib import Path
 
 NOGROUP = 65534
@@ -190,9 +190,15 @@ def join_cpu_group(uid: int) -> Path | None:
 def remove_cpu_group(uid: int) -> None:
     """The CPU group of `uid`'s kernels, once they are gone (the sweep); kept if not empty."""
     found = kernel_cpu_group(uid)
-    if found is not None:
-        with contextlib.suppress(OSError):
-            found[1].rmdir()
+    for _ in range(20):  # a process just killed may take a moment to leave it
+        try:
+            if found is not None:
+                found[1].rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def _libc():
