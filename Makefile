@@ -28,6 +28,9 @@ endif
 SUBMISSIONS ?= $(DEMO)
 OUT ?= grades
 JOBS ?= 2
+# when students see the hidden checks' results on Gradescope (python -m mnist_grader autograder
+# --help): after_due_date, after_published, hidden or visible
+HIDDEN_VISIBILITY ?= after_due_date
 # grading limits for `make grade`, e.g. LIMITS="--cell-seconds 30 --check-seconds 10"
 LIMITS ?=
 MASTER := autograder/master/mnist_first_steps.ipynb autograder/master/mnist_exercise.py \
@@ -57,8 +60,8 @@ $(CHECKS): $(MASTER) $(STAMP)
 
 checks: $(CHECKS)  ## build the checks (public + hidden) if the master changed
 
-autograder: $(CHECKS)  ## build autograder/autograder.zip for Gradescope [DATASET=]
-	$(PY) -m mnist_grader autograder --dataset $(DATASET)
+autograder: $(CHECKS)  ## build autograder/autograder.zip for Gradescope [DATASET= HIDDEN_VISIBILITY=]
+	$(PY) -m mnist_grader autograder --dataset $(DATASET) --hidden-visibility $(HIDDEN_VISIBILITY)
 
 bank: $(CHECKS)  ## write the submission bank's notebooks into build/bank/ [DATASET=]
 	$(PY) -m tests.bank $(BANK) --dataset $(DATASET)

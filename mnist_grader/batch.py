@@ -462,7 +462,7 @@ def _grade_all(
     if export:
         results.write_score_uploads(graded.values(), out)
     if len(rows) > 1:  # a distribution of one is no use, and loading matplotlib is not free
-        maxima = {t["name"]: t["max_score"] for t in next(iter(graded.values()))["tests"]}
+        maxima = results.question_scores(next(iter(graded.values())), "max_score")
         maxima["total"] = sum(maxima.values())
         results.plot_distribution(rows, question_names, maxima, out / results.DISTRIBUTION_PLOT)
     if rows:

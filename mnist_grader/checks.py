@@ -51,16 +51,21 @@ class QuestionResult:
         return round(sum(c.points for c in self.cases), 4)
 
     def output(self) -> str:
-        lines = []
+        """One paragraph per check, its feedback an indented block after a blank line: Markdown
+        (results.json's output_format) shows that block as code, word for word, so nothing the
+        student's code returned is read as Markdown."""
+        paragraphs = []
         if self.all_or_nothing:
-            lines.append(f"All or nothing: the {self.max_score:g} points need every check to pass.")
+            paragraphs.append(
+                f"All or nothing: the {self.max_score:g} points need every check to pass."
+            )
         for case in self.cases:
             mark = "passed" if case.passed else "FAILED"
             kind = "hidden check" if case.hidden else "check"
-            lines.append(f"[{mark}] {kind}: {case.name} ({case.score:g}/{case.points:g})")
+            paragraphs.append(f"[{mark}] {kind}: {case.name} ({case.score:g}/{case.points:g})")
             if case.feedback:
-                lines.extend("    " + line for line in case.feedback.splitlines())
-        return "\n".join(lines)
+                paragraphs.append("\n".join("    " + line for line in case.feedback.splitlines()))
+        return "\n\n".join(paragraphs)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import variants
+from . import results, variants
 from .settings import Settings, flag_help, flag_settings
 
 
@@ -123,7 +123,8 @@ def _run_autograder(args) -> None:
     variant = variants.get(args.dataset)
     data_file = args.data_file or _default_data(variant.checks_dir)
     target = args.target or variant.zip_path
-    print(f"built {package.build_zip(data_file, variant.checks_dir, target)}")
+    built = package.build_zip(data_file, variant.checks_dir, target, args.hidden_visibility)
+    print(f"built {built} (hidden checks' results: {args.hidden_visibility})")
 
 
 def _run_gradescope(args) -> None:
@@ -188,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(autograder)
     autograder.add_argument("--data-file", type=Path, default=None)
     autograder.add_argument("--target", type=Path, default=None, help="default: the dataset's")
+    autograder.add_argument(
+        "--hidden-visibility",
+        choices=results.VISIBILITIES,
+        default=results.GRADESCOPE_HIDDEN_VISIBILITY,
+        help="when students see the hidden checks' results on Gradescope (and, unless visible, "
+        "their autograded total, which Gradescope holds with them): after_due_date (default), "
+        "after_published (when you publish the grades), hidden (never) or visible (at once); "
+        "the public checks are always visible",
+    )
 
     gradescope = command("gradescope", _run_gradescope, "grade a Gradescope upload")
     gradescope.add_argument("--root", type=Path, default=Path("/autograder"))

@@ -6,23 +6,27 @@ Layout (Gradescope unpacks it into /autograder/source):
     mnist_grader/                     this package: the same grading path as `make grade`
     checks/tests/q*.py                otter's test files, public and hidden
     checks/mnist_exercise.py          the exercise's support module
+    settings.json                     what the instructor chose when building it (when students
+                                      see the hidden checks' results)
     data/<dataset>/*.npy              the data, uncompressed once here (so grading never downloads,
                                       nor decompresses it for every submission)
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
-from . import CHECKS_DIR, PROJECT_ROOT, ZIP_PATH
+from . import CHECKS_DIR, PROJECT_ROOT, ZIP_PATH, results
 from .assign import NOTEBOOK_NAME
 from .engine import exercise_module
 
 GRADESCOPE_DIR = PROJECT_ROOT / "autograder" / "gradescope"
 FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # same inputs, same zip bytes
+ZIP_SETTINGS = "settings.json"
 
 
 def _entries(data_file: Path, checks_dir: Path) -> list[tuple[str, Path]]:
@@ -65,9 +69,18 @@ def grading_requirements() -> str:
     return "".join(lines[start:end])
 
 
-def build_zip(data_file: Path, checks_dir: Path = CHECKS_DIR, target: Path = ZIP_PATH) -> Path:
+def build_zip(
+    data_file: Path,
+    checks_dir: Path = CHECKS_DIR,
+    target: Path = ZIP_PATH,
+    hidden_visibility: str = results.GRADESCOPE_HIDDEN_VISIBILITY,
+) -> Path:
+    if hidden_visibility not in results.VISIBILITIES:
+        raise ValueError(f"hidden visibility {hidden_visibility!r}: one of {results.VISIBILITIES}")
     files = [(name, source.read_bytes()) for name, source in _entries(data_file, checks_dir)]
     files.append(("requirements.txt", grading_requirements().encode()))
+    settings = {"hidden_visibility": hidden_visibility}
+    files.append((ZIP_SETTINGS, json.dumps(settings, indent=1).encode()))
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in files + _data_entries(data_file, checks_dir):
             info = zipfile.ZipInfo(name, FIXED_TIME)
@@ -92,15 +105,62 @@ def find_gradescope_submission(folder: Path) -> Path | None:
     return (named or candidates or [None])[0]
 
 
+def zip_settings(source: Path) -> dict:
+    """What the zip was built with (settings.json); a zip built before it: the defaults."""
+    try:
+        return json.loads((source / ZIP_SETTINGS).read_text())
+    except FileNotFoundError:
+        return {"hidden_visibility": results.GRADESCOPE_HIDDEN_VISIBILITY}
+
+
+SUBMISSION_METADATA = "submission_metadata.json"  # Gradescope's, beside source/ and submission/
+METADATA_VALUE_CHARS = 200
+
+
+def submission_metadata_lines(root: Path) -> list[str]:
+    """Who submitted, which submission and assignment, from Gradescope's submission_metadata.json:
+    for the instructor's log, never the student's output. Missing or malformed, a line saying so
+    (grading goes on: the file names people, it does not decide a score)."""
+    path = root / SUBMISSION_METADATA
+
+    def text(value) -> str:
+        return str(value)[:METADATA_VALUE_CHARS]
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return [f"submission metadata: {path} is missing"]
+    except (OSError, ValueError) as error:
+        return [f"submission metadata: {path} is unreadable ({type(error).__name__}: {error})"]
+    if not isinstance(data, dict):
+        return [f"submission metadata: {path} holds a {type(data).__name__}, not an object"]
+    assignment = data.get("assignment") if isinstance(data.get("assignment"), dict) else {}
+    lines = [
+        f"submission metadata: submission {text(data.get('id', '?'))}, created "
+        f"{text(data.get('created_at', '?'))}, by {text(data.get('submission_method', '?'))}; "
+        f"assignment {text(assignment.get('title', '?'))} ({text(assignment.get('id', '?'))})"
+    ]
+    users = data.get("users") if isinstance(data.get("users"), list) else []
+    for user in users:
+        if isinstance(user, dict):
+            fields = (text(user.get(key, "?")) for key in ("name", "email", "id"))
+            lines.append("  submitter: {} <{}> (Gradescope id {})".format(*fields))
+    if not users:
+        lines.append("  submitter: none named")
+    return lines
+
+
 def grade_gradescope(root: Path, settings_for) -> Path:
     """Grade $root/submission into $root/results/results.json, through the batch grader."""
-    from . import batch, results
+    from . import batch
 
     source = root / "source"
     dataset = exercise_module(source / "checks").DATASET
     settings = settings_for(source / "checks", source / "data" / dataset)
     target = root / "results" / "results.json"
     results.reserve(target)  # before any student code runs
+    # run_autograder's output is the instructor's (stdout_visibility "hidden" in results.json)
+    print("\n".join(submission_metadata_lines(root)), flush=True)
     submission = find_gradescope_submission(root / "submission")
     with tempfile.TemporaryDirectory(prefix="mnist-gradescope-") as tmp:
         if submission is None:
@@ -111,6 +171,7 @@ def grade_gradescope(root: Path, settings_for) -> Path:
         batch.grade_batch(submission, out, settings, jobs=1, progress=False, exports=False)
         graded = out / batch.output_names([submission])[0] / "results.json"
         data = results.read_results(graded)
+        results.hold_hidden(data, zip_settings(source)["hidden_visibility"])
         if submission.name == "no-notebook.ipynb":
             data["output"] = (
                 f"No notebook found in your submission: upload {NOTEBOOK_NAME}.\n" + data["output"]

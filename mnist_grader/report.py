@@ -131,10 +131,8 @@ def _questions(submissions: list[dict], graded: list[dict]) -> list[dict]:
     """Per question: its checks in order, each with its pass count and its wrong results."""
     questions: dict[str, dict] = {}
     for data in submissions:  # the layout (questions, checks, points) of any submission
-        for test in data["tests"]:
-            questions.setdefault(
-                test["name"], {"name": test["name"], "max_score": test["max_score"], "checks": {}}
-            )
+        for name, max_score in results_module.question_scores(data, "max_score").items():
+            questions.setdefault(name, {"name": name, "max_score": max_score, "checks": {}})
         for check in data["extra_data"].get("checks", []):
             checks = questions[check["question"]]["checks"]
             checks.setdefault(
@@ -149,7 +147,7 @@ def _questions(submissions: list[dict], graded: list[dict]) -> list[dict]:
                 },
             )
     for data in graded:
-        scores = {test["name"]: test["score"] for test in data["tests"]}
+        scores = results_module.question_scores(data)
         for name, question in questions.items():
             question.setdefault("scores", []).append(scores.get(name, 0))
         for check in data["extra_data"].get("checks", []):
@@ -196,7 +194,7 @@ def _distributions(submissions: list[dict], questions: list[dict]) -> dict:
         values = [
             float(s["score"])
             if column == "total"
-            else next((t["score"] for t in s["tests"] if t["name"] == column), 0.0)
+            else results_module.question_scores(s).get(column, 0.0)
             for s in submissions
         ]
         counted = Counter(values)
@@ -339,7 +337,7 @@ def _plot_svg(submissions: list[dict], summary: dict) -> str:
     maxima["total"] = summary["max_score"]
     rows = []
     for data in submissions:
-        scores = {t["name"]: t["score"] for t in data["tests"]}
+        scores = results_module.question_scores(data)
         rows.append({**{n: scores.get(n, 0) for n in question_names}, "total": data["score"]})
     fig = results_module.distribution_figure(rows, question_names, maxima)
     buffer = io.StringIO()
@@ -467,10 +465,13 @@ def feedback_page(data: dict) -> str:
     if data["extra_data"].get("note"):
         parts.append(f"<p>Note: {_e(data['extra_data']['note'])}</p>")
     parts.append(f"<pre>{_e(data.get('output', ''))}</pre>")
+    anchored = set()  # each question's first entry (its public checks) carries its anchor
     for test in data["tests"]:
+        question = results_module.question_of(test)
+        anchor = "" if question in anchored else f' id="{_e(question)}"'
+        anchored.add(question)
         parts.append(
-            f'<h2 id="{_e(test["name"])}">{_e(test["name"])}: '
-            f"{test['score']:g} / {test['max_score']:g}</h2>"
+            f"<h2{anchor}>{_e(test['name'])}: {test['score']:g} / {test['max_score']:g}</h2>"
         )
         parts.append(f"<pre>{_e(test.get('output', ''))}</pre>")
     parts.append("</body></html>")

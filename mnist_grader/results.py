@@ -27,32 +27,38 @@ OUT_FILES = (
     REPORT_JSON,
 )
 
-VISIBILITY = "visible"  # students see each question's feedback (never the checks' source)
+
+# Gradescope's results.json (https://gradescope-autograders.readthedocs.io/en/latest/specs/):
+# a test's visibility, and how its output is shown. Each question is two tests, its public checks
+# and its hidden ones, so that the hidden ones can be held back until a moment the instructor
+# chooses (`make autograder HIDDEN_VISIBILITY=...`); Gradescope then holds the total too.
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+PUBLIC_VISIBILITY = "visible"  # the public checks are in the student's notebook anyway
+GRADESCOPE_HIDDEN_VISIBILITY = "after_due_date"  # the zip's default; README says why
+OUTPUT_FORMAT = "md"  # each check's feedback is an indented block: Markdown shows it as code
+WHEN_SHOWN = {
+    "hidden": "are not shown to students",
+    "after_due_date": "appear here after the due date",
+    "after_published": "appear here when your instructor publishes the grades",
+}
 
 
-def results_json(report: Report) -> dict:
-    """Gradescope's results.json: top-level score, one test entry per question."""
+def results_json(report: Report, hidden_visibility: str = PUBLIC_VISIBILITY) -> dict:
+    """Gradescope's results.json: top-level score, two test entries per question (its public
+    and its hidden checks). Everything visible unless `hidden_visibility` says otherwise (local
+    grading is the instructor's; the Gradescope zip holds hidden results back: hold_hidden)."""
     summary = [f"Autograded score: {report.score:g} / {report.max_score:g} ({report.status})."]
     if report.notes:
         summary.append("While running your notebook:")
         summary.extend(f"  - {note}" for note in report.notes)
     summary.append("Questions 1-3 (written answers) are graded by hand.")
-    return {
+    data = {
         "score": report.score,
         "execution_time": round(report.seconds, 1),
         "output": "\n".join(summary),
-        "visibility": VISIBILITY,
+        "visibility": PUBLIC_VISIBILITY,
         "stdout_visibility": "hidden",  # run_autograder's output (the grader's log): instructors'
-        "tests": [
-            {
-                "name": question.name,
-                "score": question.score,
-                "max_score": question.max_score,
-                "output": question.output(),
-                "visibility": VISIBILITY,
-            }
-            for question in report.questions
-        ],
+        "tests": [entry for question in report.questions for entry in _test_entries(question)],
         "extra_data": {
             "status": report.status,
             "submission": inert.name(report.submission),
@@ -60,6 +66,75 @@ def results_json(report: Report) -> dict:
             "checks": check_records(report),
         },
     }
+    return hold_hidden(data, hidden_visibility)
+
+
+def hold_hidden(data: dict, visibility: str) -> dict:
+    """The hidden checks' entries get `visibility`. Held back, the first line of the output
+    (the score) gives only the public checks' score, and says when the rest appears: the total
+    would give the hidden checks' result away."""
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility {visibility!r}: one of {', '.join(VISIBILITIES)}")
+    public = []
+    for test in data["tests"]:
+        if test.get("extra_data", {}).get("hidden"):
+            test["visibility"] = visibility
+        else:
+            public.append(test)
+    data["extra_data"]["hidden_visibility"] = visibility
+    if visibility != PUBLIC_VISIBILITY:
+        got = sum(t["score"] for t in public)
+        of = sum(t["max_score"] for t in public)
+        held = sum(t["max_score"] for t in data["tests"]) - of
+        first, _, rest = data["output"].partition("\n")
+        status = data["extra_data"]["status"]
+        first = (
+            f"Public checks: {got:g} / {of:g} ({status}). The hidden checks ({held:g} points) "
+            f"and your autograded total {WHEN_SHOWN[visibility]}."
+        )
+        data["output"] = f"{first}\n{rest}" if rest else first
+    return data
+
+
+def _test_entries(question) -> list[dict]:
+    """A question's public checks and its hidden ones, as two entries. An all-or-nothing question
+    is one entry, held back with the hidden checks: its score depends on every check."""
+    if question.all_or_nothing:
+        return [_test_entry(question, "public and hidden", any(c.hidden for c in question.cases))]
+    entries = []
+    for hidden in (False, True):
+        cases = [case for case in question.cases if case.hidden == hidden]
+        if cases:
+            part = type(question)(question.name, cases)
+            entries.append(_test_entry(part, "hidden" if hidden else "public", hidden))
+    return entries
+
+
+def _test_entry(question, which: str, hidden: bool) -> dict:
+    return {
+        "name": f"{question.name}: {which} checks",
+        "score": question.score,
+        "max_score": question.max_score,
+        "status": "passed" if all(case.passed for case in question.cases) else "failed",
+        "output": question.output(),
+        "output_format": OUTPUT_FORMAT,
+        "visibility": PUBLIC_VISIBILITY,
+        "extra_data": {"question": question.name, "hidden": hidden},
+    }
+
+
+def question_of(test: dict) -> str:
+    """The question a results.json test entry belongs to (an older file's entry: its name)."""
+    return test.get("extra_data", {}).get("question", test["name"])
+
+
+def question_scores(results: dict, key: str = "score") -> dict[str, float]:
+    """question -> its score (key="max_score": its points), summed over its entries."""
+    scores: dict[str, float] = {}
+    for test in results.get("tests", []):
+        name = question_of(test)
+        scores[name] = round(scores.get(name, 0) + test[key], 4)
+    return scores
 
 
 def check_records(report: Report) -> list[dict]:
@@ -124,7 +199,7 @@ def identity(results: dict) -> dict:
 
 
 def gradebook_row(results: dict, question_names: list[str], identity_columns=False) -> dict:
-    scores = {test["name"]: test["score"] for test in results.get("tests", [])}
+    scores = question_scores(results)
     row = {"file": inert.name(results["extra_data"]["submission"])}
     if identity_columns:
         row.update(identity(results))

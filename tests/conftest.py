@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import MASTER_DIR, assign, batch, engine, sandbox
+from mnist_grader import MASTER_DIR, assign, batch, engine, results, sandbox
 from tests import bank
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,14 +112,15 @@ def json_strings(data):
             yield from json_strings(item)
 
 
-def question_scores(results: dict) -> dict[str, float]:
-    """Question -> its score in a results.json: the tests read scores per question here."""
-    return {test["name"]: test["score"] for test in results["tests"]}
+def question_scores(graded: dict) -> dict[str, float]:
+    """Question -> its score in a results.json (its entries' sum, public and hidden checks): the
+    tests read scores per question here."""
+    return results.question_scores(graded)
 
 
-def question_maxima(results: dict) -> dict[str, float]:
+def question_maxima(graded: dict) -> dict[str, float]:
     """Question -> its max_score in a results.json."""
-    return {test["name"]: test["max_score"] for test in results["tests"]}
+    return results.question_scores(graded, "max_score")
 
 
 def assert_graded_as_expected(out: Path, case) -> None:
@@ -130,6 +131,14 @@ def assert_graded_as_expected(out: Path, case) -> None:
     assert question_maxima(results) == bank.FULL_MARKS, f"{case.name}: max_score per question"
     assert results["extra_data"]["status"] == case.status
     assert results["score"] == sum(expected.values())
+
+
+def question_outputs(graded: dict) -> dict[str, str]:
+    """question -> the feedback of its entries (public checks, then hidden), one text."""
+    outputs: dict[str, list[str]] = {}
+    for test in graded["tests"]:
+        outputs.setdefault(results.question_of(test), []).append(test["output"])
+    return {name: "\n\n".join(texts) for name, texts in outputs.items()}
 
 
 def idle_sandbox_uids():
@@ -144,3 +153,42 @@ def idle_sandbox_uids():
             except BlockingIOError:
                 continue
             yield sandbox.slot_uid(slot)
+
+
+# Gradescope's documented results.json fields and values
+# (https://gradescope-autograders.readthedocs.io/en/latest/specs/, "Output format").
+GRADESCOPE_TOP_LEVEL = {
+    "score", "execution_time", "output", "output_format", "test_output_format",
+    "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard",
+}  # fmt: skip
+GRADESCOPE_TEST = {
+    "score", "max_score", "status", "name", "name_format", "number", "output", "output_format",
+    "tags", "visibility", "extra_data",
+}  # fmt: skip
+GRADESCOPE_STATUSES = {"passed", "failed"}
+GRADESCOPE_OUTPUT_FORMATS = {"text", "html", "simple_format", "md", "ansi"}
+GRADESCOPE_VISIBILITIES = {"visible", "hidden", "after_due_date", "after_published"}
+
+
+def assert_gradescope_results(graded: dict, hidden_visibility: str) -> None:
+    """Only Gradescope's documented fields, with documented values; per question a public entry
+    (visible) and a hidden one (`hidden_visibility`), each passed only when it lost nothing; the
+    output says when the held-back results appear and never gives the total away."""
+    assert set(graded) <= GRADESCOPE_TOP_LEVEL, set(graded) - GRADESCOPE_TOP_LEVEL
+    assert graded["visibility"] in GRADESCOPE_VISIBILITIES
+    assert graded["stdout_visibility"] == "hidden"  # the grader's log is the instructor's
+    entries: dict[str, list[bool]] = {}
+    for test in graded["tests"]:
+        assert set(test) <= GRADESCOPE_TEST, set(test) - GRADESCOPE_TEST
+        assert test["status"] in GRADESCOPE_STATUSES
+        assert (test["status"] == "passed") == (test["score"] == test["max_score"]), test
+        assert test["output_format"] in ("md", "simple_format")  # expected/got shown as code
+        hidden = test["extra_data"]["hidden"]
+        assert test["visibility"] == (hidden_visibility if hidden else "visible"), test
+        entries.setdefault(results.question_of(test), []).append(hidden)
+    assert entries == {name: [False, True] for name in bank.FULL_MARKS}
+    if hidden_visibility == "visible":
+        assert f"Autograded score: {graded['score']:g} / 22 " in graded["output"]
+    else:
+        assert results.WHEN_SHOWN[hidden_visibility] in graded["output"]
+        assert "Autograded score" not in graded["output"], graded["output"]

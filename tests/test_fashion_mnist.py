@@ -25,7 +25,7 @@ from mnist_grader import (
     variants,
 )
 from tests import bank
-from tests.conftest import assert_graded_as_expected, read_results, require
+from tests.conftest import assert_graded_as_expected, question_outputs, read_results, require
 
 FASHION = variants.get("fashion_mnist")
 DEBIAN_DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -117,8 +117,7 @@ def test_fashion_bank_scores(graded_fashion_bank, name):
 
 
 def test_digit_labels_are_told_to_use_class_names(graded_fashion_bank):
-    tests = read_results(graded_fashion_bank, "fails_q6_digit_labels")["tests"]
-    q6 = next(test["output"] for test in tests if test["name"] == "q6")
+    q6 = question_outputs(read_results(graded_fashion_bank, "fails_q6_digit_labels"))["q6"]
     assert "bars labelled with the class names" in q6 and "'Ankle boot'" in q6
 
 

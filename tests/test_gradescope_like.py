@@ -111,17 +111,22 @@ def test_graded_as_on_gradescope(gradescope, case):
 
     # Its grade, by the grader (a forged results.json would lack extra_data or score otherwise).
     assert run.returncode == 0, run.environment
-    results = json.loads(run.results_text)
-    got = question_scores(results)
-    assert got == bank.expected_scores(case), f"{case.name}: {case.why}\n{results['output']}"
-    extra = results["extra_data"]
+    graded = json.loads(run.results_text)
+    got = question_scores(graded)
+    assert got == bank.expected_scores(case), f"{case.name}: {case.why}\n{graded['output']}"
+    extra = graded["extra_data"]
     assert (extra["status"], extra["submission"]) == (case.status, bank.NOTEBOOK_NAME)
-    marks = [line for t in results["tests"] for line in t["output"].splitlines() if line[:1] == "["]
-    assert [c["passed"] for c in extra["checks"]] == [m.startswith("[passed]") for m in marks]
-    assert question_maxima(results) == bank.FULL_MARKS
-    assert results["score"] == sum(got.values())
+    marks = [line for t in graded["tests"] for line in t["output"].splitlines() if line[:1] == "["]
+    questions = list(dict.fromkeys(c["question"] for c in extra["checks"]))
+    # the entries: each question's public checks, then its hidden ones
+    checks_in_order = sorted(
+        extra["checks"], key=lambda c: (questions.index(c["question"]), c["hidden"])
+    )
+    assert [c["passed"] for c in checks_in_order] == [m.startswith("[passed]") for m in marks]
+    assert question_maxima(graded) == bank.FULL_MARKS
+    assert graded["score"] == sum(got.values())
     if case is SMALL_FILES:
-        assert "No space left on device" in results["output"]
+        assert "No space left on device" in graded["output"]
 
     # Nothing left: files on the disk and in /dev/shm, processes, IPC objects.
     assert run.left_in_tmp == []

@@ -11,7 +11,7 @@ import pytest
 
 from mnist_grader import package
 from tests import bank
-from tests.conftest import question_scores
+from tests.conftest import assert_gradescope_results, question_scores
 
 
 @pytest.fixture(scope="module")
@@ -78,26 +78,83 @@ def _gradescope_tree(built_zip, tmp_path, submission):
 
 
 def _run_autograder(root):
+    """results.json and run_autograder's output (the instructor's: Gradescope's stdout)."""
     env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
     env.pop("MNIST_NPZ", None)  # the zip's own data must be used
-    subprocess.run([str(root / "run_autograder")], env=env, check=True, timeout=600)
-    return json.loads((root / "results" / "results.json").read_text())
+    run = subprocess.run(
+        [str(root / "run_autograder")],
+        env=env,
+        check=True,
+        timeout=600,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return json.loads((root / "results" / "results.json").read_text()), run.stdout
+
+
+# Gradescope's submission_metadata.json, as its documentation shows it (fewer fields)
+METADATA = {
+    "id": 123456,
+    "created_at": "2026-03-01T14:22:32.365935-08:00",
+    "assignment": {"id": 25828, "title": "MNIST first steps (code)", "total_points": "22.0"},
+    "submission_method": "upload",
+    "users": [{"email": "ada@example.edu", "id": 1234, "name": "Ada Lovelace"}],
+    "previous_submissions": [],
+}
 
 
 def test_run_autograder_grades_an_upload(built_zip, bank_dir, tmp_path):
+    """Graded as the bank expects, in Gradescope's fields; the hidden checks held back until the
+    due date (the zip's default); who submitted is in the instructor's log only."""
     root = _gradescope_tree(built_zip, tmp_path, bank_dir / "fails_q5_argmax_axis0.ipynb")
-    results = _run_autograder(root)
+    (root / "submission_metadata.json").write_text(json.dumps(METADATA))
+    graded, log = _run_autograder(root)
     case = next(c for c in bank.CASES if c.name == "fails_q5_argmax_axis0")
-    scores = question_scores(results)
-    assert scores == bank.expected_scores(case), [t["output"] for t in results["tests"]]
-    assert results["score"] == sum(bank.expected_scores(case).values())
+    scores = question_scores(graded)
+    assert scores == bank.expected_scores(case), [t["output"] for t in graded["tests"]]
+    assert graded["score"] == sum(bank.expected_scores(case).values())
+    assert_gradescope_results(graded, "after_due_date")
+    public = [t for t in graded["tests"] if t["visibility"] == "visible"]
+    got, of = sum(t["score"] for t in public), sum(t["max_score"] for t in public)
+    assert of < 22 and got == of - 1  # the one public q5 check it fails
+    assert graded["output"].startswith(f"Public checks: {got:g} / {of:g} (graded). The hidden")
+    assert "submission 123456, created 2026-03-01T14:22:32" in log
+    assert "submitter: Ada Lovelace <ada@example.edu> (Gradescope id 1234)" in log
+    assert "MNIST first steps (code)" in log
+    shown = json.dumps(graded)
+    assert "Ada" not in shown and "ada@example.edu" not in shown and "123456" not in shown
 
 
 def test_run_autograder_without_a_notebook_still_writes_results(built_zip, tmp_path):
     root = _gradescope_tree(built_zip, tmp_path, None)
-    results = _run_autograder(root)
-    assert results["score"] == 0
-    assert "No notebook found" in results["output"]
+    graded, log = _run_autograder(root)
+    assert graded["score"] == 0
+    assert "No notebook found" in graded["output"]
+    assert f"{root / 'submission_metadata.json'} is missing" in log  # said, and graded anyway
+
+
+@pytest.mark.parametrize(
+    "metadata, said",
+    [
+        ("{not json", "is unreadable (JSONDecodeError"),
+        ("[1, 2]", "holds a list, not an object"),
+        ('{"id": 7, "users": "Ada", "assignment": 3}', "submission 7, created ?"),
+    ],
+)
+def test_malformed_submission_metadata_is_logged_and_grading_goes_on(
+    dist, data_file, tmp_path, metadata, said
+):
+    """A zip built to hold the hidden checks until grades are published, given metadata it
+    cannot use: the log says so, the results are written all the same."""
+    target = tmp_path / "published.zip"
+    built = package.build_zip(data_file, dist / "autograder", target, "after_published")
+    root = _gradescope_tree(built, tmp_path, None)
+    (root / "submission_metadata.json").write_text(metadata)
+    graded, log = _run_autograder(root)
+    assert said in log
+    assert graded["extra_data"]["status"] == "unreadable"
+    assert_gradescope_results(graded, "after_published")
+    assert "when your instructor publishes the grades" in graded["output"]
 
 
 GRADESCOPE_PYTHON = "3.10"  # Ubuntu 22.04, Gradescope's default image

@@ -23,6 +23,7 @@ from tests.conftest import (
     ROOT,
     idle_sandbox_uids,
     json_strings,
+    question_scores,
     read_results,
 )
 
@@ -102,9 +103,9 @@ MNIST_SHA256 = {
 
 
 def test_student_text_cannot_pose_as_report_lines(graded_bank):
-    tests = read_results(graded_bank, "forges_report_lines")["tests"]
-    q5 = next(test for test in tests if test["name"] == "q5")
-    assert q5["score"] == 0
+    graded = read_results(graded_bank, "forges_report_lines")
+    assert question_scores(graded)["q5"] == 0
+    q5 = next(t for t in graded["tests"] if t["name"] == "q5: public checks")
     assert "Autograded score: 22" in q5["output"]  # the forged text is shown, inside its error...
     lines = q5["output"].splitlines()
     assert not any(line.startswith("[passed]") for line in lines)  # ...never as a line of its own

@@ -14,6 +14,7 @@ from nbclient import NotebookClient
 
 from mnist_grader import ASSIGNMENT_DIR
 from mnist_grader.assign import NOTEBOOK_NAME
+from mnist_grader.results import question_of
 from tests.conftest import read_results
 
 # A training cell that raised (five output units), a function whose cell does not parse (so it
@@ -71,8 +72,10 @@ def grader_feedback(results: dict) -> dict[str, list[tuple[bool, str]]]:
     """question -> [(passed, feedback)] per public check, from the grader's results.json."""
     found = {}
     for test in results["tests"]:
-        checks, current = [], None
+        checks, current = found.setdefault(question_of(test), []), None
         for line in test["output"].splitlines():
+            if not line.strip():  # the blank lines between Markdown paragraphs
+                continue
             mark = re.match(r"\[(passed|FAILED)\] (hidden )?check: ", line)
             if mark:
                 current = None if mark.group(2) else [mark.group(1) == "passed", []]
@@ -80,8 +83,10 @@ def grader_feedback(results: dict) -> dict[str, list[tuple[bool, str]]]:
                     checks.append(current)
             elif current is not None:
                 current[1].append(line.strip())
-        found[test["name"]] = [(passed, "\n".join(lines)) for passed, lines in checks]
-    return found
+    return {
+        question: [(passed, "\n".join(lines)) for passed, lines in checks]
+        for question, checks in found.items()
+    }
 
 
 @pytest.fixture(scope="module")
