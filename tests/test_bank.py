@@ -86,6 +86,28 @@ def test_results_json_follows_gradescope_schema(graded_bank):
     assert statuses["q5: public checks"] == "failed" and statuses["q4a: public checks"] == "passed"
 
 
+def test_feedback_shows_as_code_in_markdown(graded_bank):
+    """Gradescope renders each test's output as Markdown (output_format md): every check is a
+    paragraph of its own, and its feedback (what the student's code returned included) a code
+    block, shown word for word; a student's text forging report lines stays inside it."""
+    import mistune
+
+    for name, question in (("fails_q4b_label_length_10", "q4b"), ("forges_report_lines", "q5")):
+        test = next(
+            t for t in read_results(graded_bank, name)["tests"] if t["name"].startswith(question)
+        )
+        page = mistune.html(test["output"])
+        paragraphs = re.findall(r"<p>(.*?)</p>", page, re.DOTALL)
+        assert all(p.startswith(("[passed]", "[FAILED]")) for p in paragraphs), page
+        marks = [line for line in test["output"].splitlines() if line.startswith("[")]
+        assert len(paragraphs) == len(marks), page
+        blocks = re.findall(r"<pre><code>(.*?)</code></pre>", page, re.DOTALL)
+        assert blocks and all("\n" in block for block in blocks), page
+    assert "got:      (10,)" in mistune.html(
+        question_outputs(read_results(graded_bank, "fails_q4b_label_length_10"))["q4b"]
+    )
+
+
 def test_gradebook_has_a_row_per_submission(graded_bank):
     with (graded_bank / "gradebook.csv").open() as handle:
         rows = list(csv.DictReader(handle))
