@@ -3,20 +3,31 @@
 assignment/requirements.txt is made from the project's pins (`make assignment`); it must resolve
 for every Python the exercise supports (pip --dry-run against the package index, as
 tests/test_gradescope_zip.py does for Gradescope's 3.10), on Linux, macOS and Windows. The
-notebook's first cell installs it, or on Colab only what Colab lacks, at the same pins. The grader
-runs neither the install lines nor the export cell in the sandboxed kernel.
+README's Linux steps, run as written with Debian's python3 in a copy of assignment/, make a
+virtual environment where the notebook works (PEP 668: no install outside one). The notebook's
+first cell installs the requirements, or on Colab only what Colab lacks, at the same pins, and
+says to restart only when it installed something. The grader runs neither the install lines nor
+the export cell in the sandboxed kernel.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import nbformat
+import pytest
 from packaging.requirements import Requirement
 
-from mnist_grader import ASSIGNMENT_DIR, PROJECT_ROOT, assign, package
+from mnist_grader import ASSIGNMENT_DIR, PROJECT_ROOT, SOLUTIONS_DIR, assign, package
 from mnist_grader.notebook import read_code_cells
+from tests.conftest import require
 from tests.test_gradescope_zip import MANYLINUX
 
 NOTEBOOK = ASSIGNMENT_DIR / assign.NOTEBOOK_NAME
@@ -143,3 +154,125 @@ def test_pip_lines_anywhere_become_pass(tmp_path):
     assert read_code_cells(tmp_path / "student.ipynb") == [
         (1, "import os\npass\nif True:\n    pass\nx = 1  # pip install\n")
     ]
+
+
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+EVERYTHING_INSTALLED = "Everything the notebook needs is installed: go on with the next cell."
+RESTART = "Installed. Now restart the kernel (Kernel > Restart), then run the next cell."
+
+
+def readme_linux_steps() -> str:
+    """The README's student steps for Linux and macOS, as written there."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    after = readme[readme.index("**Linux and macOS**") :]
+    return textwrap.dedent(re.search(r"```bash\n(.*?)```", after, re.DOTALL).group(1))
+
+
+def _student_environment() -> dict:
+    """A shell as a student's: Debian's python3 first on PATH, no project venv active."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    ours = str(PROJECT_ROOT / ".venv")
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(ours)]
+    env["PATH"] = os.pathsep.join([str(DEBIAN_PYTHON.parent), *path])
+    return env
+
+
+@pytest.fixture(scope="module")
+def student_folder(tmp_path_factory, data_file) -> Path:
+    """A copy of assignment/ where the README's Linux steps ran, line by line as written."""
+    usable = subprocess.run([DEBIAN_PYTHON, "-c", "import ensurepip, venv"]).returncode == 0
+    require(DEBIAN_PYTHON.is_file() and usable, "Debian's python3 with python3-venv")
+    folder = tmp_path_factory.mktemp("student") / "mnist"
+    shutil.copytree(ASSIGNMENT_DIR, folder)
+    steps = readme_linux_steps()
+    assert steps.splitlines()[0] == "python3 -m venv .venv", steps
+    run = subprocess.run(
+        ["bash", "-e", "-c", steps],
+        cwd=folder,
+        env=_student_environment(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (folder / ".venv" / "bin" / "jupyter-lab").is_file()  # the README's next step
+    shutil.copyfile(data_file, folder / "mnist.npz")  # "Put mnist.npz beside the notebook"
+    return folder
+
+
+# Runs in the student's venv (its nbclient, its python3 kernel): the notebook's first code cell
+# ("first") or all of its cells, saved with their outputs just before the export cell (which
+# exports the saved file, as a student does with File > Save); each code cell's text out as JSON.
+RUN_CELLS = """
+import json, sys
+import nbformat
+from nbclient import NotebookClient
+
+path, which = sys.argv[1:]
+nb = nbformat.read(path, 4)
+code = [c for c in nb.cells if c.cell_type == "code"]
+client = NotebookClient(nb, timeout=900, kernel_name="python3")
+with client.setup_kernel():
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or (which == "first" and cell is not code[0]):
+            continue
+        if "answers_pdf.export(grader)" in cell.source:
+            nbformat.write(nb, path)
+        client.execute_cell(cell, index)
+
+def text(output):
+    if output.output_type == "stream":
+        return output.text
+    if output.output_type == "error":
+        return f"{output.ename}: {output.evalue}"
+    return output.get("data", {}).get("text/plain", "")
+
+ran = code[:1] if which == "first" else code
+print(json.dumps(["".join(text(o) for o in c.outputs) for c in ran]))
+"""
+
+
+def run_cells(folder: Path, which: str, notebook: str = assign.NOTEBOOK_NAME) -> list[str]:
+    env = {**_student_environment(), "MNIST_EPOCHS": "1", "MNIST_TRAIN_IMAGES": "2000"}
+    env.pop("MNIST_NPZ", None)  # the student's mnist.npz beside the notebook
+    run = subprocess.run(
+        [folder / ".venv" / "bin" / "python", "-c", RUN_CELLS, notebook, which],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def test_first_cell_says_restart_only_when_it_installed_something(student_folder):
+    """In the README's environment everything is there: the cell says so, and no "restart"
+    (IPython's note after every %pip included). A package missing: it installs it at its pin
+    and says to restart."""
+    [said] = run_cells(student_folder, "first")
+    assert said.strip() == EVERYTHING_INSTALLED, said
+    assert "restart" not in said
+    pip = [student_folder / ".venv" / "bin" / "python", "-m", "pip"]
+    subprocess.run([*pip, "uninstall", "--yes", "--quiet", "tqdm"], check=True)
+    [said] = run_cells(student_folder, "first")
+    assert said.strip().endswith(RESTART), said  # after what pip itself says, if anything
+    assert said.count("restart") == 1, said  # IPython's note left out
+    shown = subprocess.run([*pip, "show", "tqdm"], capture_output=True, text=True, check=True)
+    assert f"Version: {project_pins()['tqdm'].pop().removeprefix('==')}" in shown.stdout
+
+
+def test_the_readme_environment_runs_the_checks_and_the_export(student_folder):
+    """The reference notebook, run in the README's environment from top to bottom (training
+    shortened): otter's grader.check passes every question and the export cell makes the PDF
+    and the zip to upload."""
+    notebook = student_folder / assign.NOTEBOOK_NAME
+    shutil.copyfile(SOLUTIONS_DIR / assign.NOTEBOOK_NAME, notebook)
+    outputs = run_cells(student_folder, "all")
+    questions = [p.stem for p in sorted((ASSIGNMENT_DIR / "tests").glob("q*.py"))]
+    for question in questions:
+        passed = f"{question} results: All test cases passed!"
+        assert any(passed in text for text in outputs), (question, outputs)
+    assert notebook.with_suffix(".pdf").stat().st_size > 10_000, outputs[-1]
+    assert list(student_folder.glob("*.zip")), outputs[-1]
