@@ -188,7 +188,8 @@ def assert_gradescope_results(graded: dict, hidden_visibility: str) -> None:
         entries.setdefault(results.question_of(test), []).append(hidden)
     assert entries == {name: [False, True] for name in bank.FULL_MARKS}
     if hidden_visibility == "visible":
-        assert f"Autograded score: {graded['score']:g} / 22 " in graded["output"]
+        total = sum(test["max_score"] for test in graded["tests"])
+        assert f"Autograded score: {graded['score']:g} / {total:g} " in graded["output"]
     else:
         assert results.WHEN_SHOWN[hidden_visibility] in graded["output"]
         assert "Autograded score" not in graded["output"], graded["output"]
