@@ -225,8 +225,8 @@ MUTATIONS = [
     Mutation(
         "max_score written equal to score",
         "mnist_grader/results.py",
-        '"max_score": part.max_score,',
-        '"max_score": part.score,',
+        '"max_score": question.max_score,',
+        '"max_score": question.score,',
         bank_test("fails_q5_argmax_axis0"),
         ("fails_q5_argmax_axis0",),
     ),
