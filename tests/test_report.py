@@ -439,3 +439,22 @@ def test_bank_report_counts(graded_bank):
     for case in bank.ALL_CASES:
         assert case.name in statuses[case.status]
     assert len(summary["time"]["slowest"]) == 5
+
+
+def test_an_all_or_nothing_question_is_one_entry_held_with_the_hidden_checks():
+    """Its points depend on its hidden checks too: shown apart, its public entry would give the
+    hidden result away. A question scored check by check is two entries, each its own score."""
+    public, hidden = CaseResult("shape", 1.0, True, False), CaseResult("other", 1.0, False, True)
+    questions = [
+        QuestionResult("q4a", [public, hidden], all_or_nothing=True),
+        QuestionResult("q4b", [public, hidden]),
+    ]
+    data = results.results_json(Report("a.ipynb", "graded", questions, []), "after_published")
+    entries = {t["name"]: (t["score"], t["max_score"], t["visibility"]) for t in data["tests"]}
+    assert entries == {
+        "q4a: public and hidden checks": (0.0, 2.0, "after_published"),
+        "q4b: public checks": (1.0, 1.0, "visible"),
+        "q4b: hidden checks": (0.0, 1.0, "after_published"),
+    }
+    assert results.question_scores(data) == {"q4a": 0.0, "q4b": 1.0}
+    assert data["output"].startswith("Public checks: 1 / 1 (graded). The hidden checks (3 points)")
