@@ -642,11 +642,18 @@ def keras_model(spec: ModelSpec):
     return model
 
 
-def model_argument(spec: ModelSpec):
-    """A model to pass to the student's function: in the notebook (where Keras is loaded) the
-    Keras model itself; in the grader, which never loads Keras, the description, which the grader
-    sends to the student's kernel to be built there by `keras_model`."""
-    return keras_model(spec) if "keras" in sys.modules else spec
+@lru_cache(maxsize=4)
+def _reference_keras_model(seed: int):
+    return keras_model(reference_model(seed))
+
+
+def reference_argument(seed: int):
+    """The reference model of `seed` to pass to predict_probs: in the notebook (where Keras is
+    loaded) the Keras model itself, one per seed for all the checks (a new one per check makes
+    TensorFlow trace its predict again, and warn about it in the student's check output); in the
+    grader, which never loads Keras, its description, which the grader sends to the student's
+    kernel to be built there by `keras_model`."""
+    return _reference_keras_model(seed) if "keras" in sys.modules else reference_model(seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -927,7 +934,7 @@ def _predicted(predict_probs, images, seed: int):
     spec = reference_model(seed)
     images = np.asarray(images)
     count = len(images)
-    probs = call_student(predict_probs, "predict_probs", model_argument(spec), images)
+    probs = call_student(predict_probs, "predict_probs", reference_argument(seed), images)
     shape = shape_of(probs)
     hint = ""
     if shape and len(shape) == 2 and shape[0] != count:
@@ -978,8 +985,8 @@ def check_predict_probs_sum_to_one(predict_probs, images, seed: int = 0) -> None
     """Each row is a probability distribution: values between 0 and 1 that sum to 1. Judged on
     whatever rows of 10 predict_probs returns: anything else (one class per image, say) is the
     shape check's to charge, once."""
-    spec = reference_model(seed)
-    probs = call_student(predict_probs, "predict_probs", model_argument(spec), np.asarray(images))
+    model = reference_argument(seed)
+    probs = call_student(predict_probs, "predict_probs", model, np.asarray(images))
     shape = shape_of(probs)
     if shape is None:  # nothing to judge (None, say): told as the shape check tells it
         _predicted(predict_probs, images, seed)

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -116,6 +117,14 @@ def _write_log(out: Path, command: list[str], returncode, seconds: float, stderr
     text = inert.text(stderr.decode("utf-8", errors="surrogateescape"))
     out.mkdir(parents=True, exist_ok=True)
     (out / LOG_NAME).write_bytes((header + text).encode())
+
+
+def _log_failure(out: Path, trace: str) -> None:
+    """The batch's own failure for one submission, in full, at the end of its grader.log: for
+    the instructor (the student's row says only that the grader failed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / LOG_NAME).open("a") as log:
+        log.write("\nthe batch failed on this submission:\n" + inert.text(trace))
 
 
 def _grade_in_child(
@@ -282,6 +291,7 @@ def _grade_each(
             data = _grade_in_child(path, out / name, settings, slot, len(slots), test_files, steps)
         except Exception as error:  # one submission's failure is one row, never a lost batch
             data = _failure_results(path, test_files, f"the grader failed ({type(error).__name__})")
+            _log_failure(out / name, traceback.format_exc())
         finally:
             free.put(slot)
         data["extra_data"].update(extras.get(name, {}))
