@@ -24,7 +24,7 @@ from pathlib import Path
 from queue import Queue
 
 from . import checks, gradescope_export, inert, notebook, results, sandbox
-from .engine import Report, Settings, could_not_grade, make_data_cache
+from .engine import Report, Settings, could_not_grade, make_data_cache, readable_in_place
 from .progress import Steps
 from .settings import Status
 
@@ -235,17 +235,27 @@ def grade_batch(
     progress: bool = True,
     exports: bool = True,
     warm: bool = True,
+    class_report: bool = True,
 ) -> list[dict]:
     """Grade every submission in `target` into `out`; returns the gradebook rows, in file order.
 
     exports=False: `target` is one student's upload, graded as such even if it looks like a
     Gradescope export (a zip a student made could). warm=False: every kernel a new Python
-    (as for one submission) rather than a fork of the batch's template.
+    (as for one submission) rather than a fork of the batch's template. class_report=False:
+    no report.html (Gradescope's one submission, whose `out` is thrown away).
     """
     with tempfile.TemporaryDirectory(prefix="mnist-data-", dir=sandbox.work_root()) as cache:
-        data = make_data_cache(settings.data_file, Path(cache) / "data", settings.checks_dir)
-        settings = replace(settings, data_file=data)
-        return _grade_all(target, out, settings, jobs, progress, exports, warm)
+        if not readable_in_place(settings.data_file) or _private(settings.data_file):
+            data = make_data_cache(settings.data_file, Path(cache) / "data", settings.checks_dir)
+            settings = replace(settings, data_file=data)
+        return _grade_all(target, out, settings, jobs, progress, exports, warm, class_report)
+
+
+def _private(path: Path) -> bool:
+    """Whether `path` is in a folder grading makes root's alone (PRIVATE_FOLDERS)."""
+    return any(
+        path.resolve().is_relative_to((PACKAGE_ROOT / name).resolve()) for name in PRIVATE_FOLDERS
+    )
 
 
 def _stage(paths: list[Path], staging: Path) -> list[Path]:
@@ -430,6 +440,7 @@ def _grade_all(
     progress: bool,
     exports: bool,
     warm: bool = True,
+    class_report: bool = True,
 ):
     out.mkdir(parents=True, exist_ok=True)
     private = private_folders(settings, out)
@@ -475,7 +486,7 @@ def _grade_all(
         maxima = results.question_scores(next(iter(graded.values())), "max_score")
         maxima["total"] = sum(maxima.values())
         results.plot_distribution(rows, question_names, maxima, out / results.DISTRIBUTION_PLOT)
-    if rows:
+    if rows and class_report:
         from . import report
 
         report.write(out, notes=notes, folders=[s.name for s in submissions])

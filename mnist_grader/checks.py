@@ -226,8 +226,9 @@ TOO_LARGE = (
 OUT_OF_MEMORY_FEEDBACK = f"Checking this needed more memory than the grader allows: {TOO_LARGE}."
 
 
-def run_checks(test_files, environment) -> list[QuestionResult]:
-    """Run every test case against `environment` (name -> proxy or value, resolved lazily)."""
+def run_checks(test_files, environment, done=None) -> list[QuestionResult]:
+    """Run every test case against `environment` (name -> proxy or value, resolved lazily);
+    `done(question name)` after each question's cases (grader.log's phases)."""
     results = []
     for test_file in test_files:
         question = QuestionResult(test_file.name, all_or_nothing=test_file.all_or_nothing)
@@ -250,6 +251,8 @@ def run_checks(test_files, environment) -> list[QuestionResult]:
                 )
             )
         results.append(question)
+        if done is not None:
+            done(test_file.name)
     return results
 
 

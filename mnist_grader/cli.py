@@ -130,6 +130,10 @@ def _run_autograder(args) -> None:
 def _run_gradescope(args) -> None:
     from . import package
 
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s"
+    )  # run_autograder's output: instructors see it on Gradescope, students never do
+
     package.grade_gradescope(args.root, lambda c, d: _settings(args, c, d))
 
 

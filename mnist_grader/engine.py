@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -83,6 +84,34 @@ def use_exercise_module(settings: Settings):
     (x_train, y_train), (x_test, y_test) = mnist_exercise.exercise_data()
     wire.register_dataset({"x_train": x_train, "y_train": y_train, "x_test": x_test})
     return mnist_exercise
+
+
+def readable_in_place(data_file: Path) -> bool:
+    """Whether sandboxed kernels may map the dataset's .npy files where they are, uncopied: a
+    folder of them (the Gradescope zip's data/<dataset>/) that only this user (or root) can
+    change, every folder above it too, the files readable and the folders searchable by anyone,
+    outside the shared temporary folders (a sandboxed kernel sees a private, empty one there). Otherwise make_data_cache
+    copies the data (a 55 MB copy, on a tmpfs for every submission on Gradescope)."""
+    from .launcher import SHARED_TMP_DIRS
+
+    folder = data_file.resolve()
+    if not (folder / "x_train.npy").is_file() or any(
+        folder.is_relative_to(Path(tmp).resolve()) for tmp in SHARED_TMP_DIRS
+    ):
+        return False
+    me = os.geteuid()
+    for path in [*folder.iterdir(), folder, *folder.parents]:
+        info = path.lstat()
+        if path.parent == folder and not (stat.S_ISREG(info.st_mode) and path.suffix == ".npy"):
+            return False  # only the arrays: nothing else of the folder's reaches the kernel
+        readable = stat.S_IXOTH if stat.S_ISDIR(info.st_mode) else stat.S_IROTH
+        if (
+            info.st_uid not in (me, 0)
+            or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            or info.st_mode & readable != readable
+        ):
+            return False
+    return True
 
 
 def make_data_cache(data_file: Path, folder: Path, checks_dir: Path) -> Path:
@@ -154,13 +183,17 @@ def grade_submission(path: Path, settings: Settings, own_process: bool = False) 
     own memory (--grader-memory-mb) once the data is loaded."""
     from . import notebook, remote
     from . import session as sess
+    from .phases import PhaseClock
 
     started = time.monotonic()
+    clock = PhaseClock()
+    clock.mark("grader start and imports")
     exercise = use_exercise_module(settings)
     test_files = checks.load_test_files(settings.checks_dir / "tests")
     if own_process:
         cap = limit_memory(settings.grader_memory_mb)
         logger.info("this process's address space is capped at %d MB", cap // 2**20)
+    clock.mark("data and checks")
     try:
         cells = notebook.read_code_cells(path)
     except notebook.UnreadableSubmission as problem:
@@ -191,12 +224,17 @@ def grade_submission(path: Path, settings: Settings, own_process: bool = False) 
             "MNIST_EPOCHS": str(settings.epochs),
             "MNIST_TRAIN_IMAGES": str(settings.train_images),
         }
-        with sess.KernelSession(workdir, module, uid, settings, deadline, kernel_env) as session:
+        clock.mark("notebook read")
+        with sess.KernelSession(
+            workdir, module, uid, settings, deadline, kernel_env, clock
+        ) as session:
+            clock.mark("kernel start", session.kernel_pid())
             session.run_cells(cells)
             explain_grading_size(session.log, cells, exercise, settings.train_images)
             calls = remote.RemoteCalls(session)
             calls.load_probe()
             environment = _environment(calls, checks.parameters(test_files))
+            clock.mark("probe loaded", session.kernel_pid())
             exercise.keras_runner = functools.partial(
                 evaluator.run_model,
                 folder=Path(tmp),
@@ -205,7 +243,11 @@ def grade_submission(path: Path, settings: Settings, own_process: bool = False) 
                 seconds=settings.model_seconds,
             )
             try:
-                questions = checks.run_checks(test_files, environment)
+                questions = checks.run_checks(
+                    test_files,
+                    environment,
+                    done=lambda question: clock.mark(f"checks of {question}", session.kernel_pid()),
+                )
             finally:
                 exercise.keras_runner = None
             log = session.log
@@ -214,6 +256,8 @@ def grade_submission(path: Path, settings: Settings, own_process: bool = False) 
             _keep_for_debugging(Path(tmp), path.name)
     if sandbox.is_root():
         sandbox.sweep(uid)  # again, after the folder is gone: nothing may outlive grading
+    clock.mark("kernel stop and clean-up")
+    clock.total()
     status, notes = log.status, log.problems()
     if any(case.out_of_memory for question in questions for case in question.cases):
         notes.append(OUT_OF_MEMORY_NOTE)

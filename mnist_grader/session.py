@@ -147,9 +147,17 @@ class KernelSession:
     """Use as a context manager; everything the kernel started is gone when it exits."""
 
     def __init__(
-        self, workdir: Path, module: Path, uid: int, limits, deadline: float, kernel_env: dict
+        self,
+        workdir: Path,
+        module: Path,
+        uid: int,
+        limits,
+        deadline: float,
+        kernel_env: dict,
+        clock=None,
     ):
         self.workdir, self.uid, self.limits, self.deadline = workdir, uid, limits, deadline
+        self.clock = clock  # mnist_grader.phases.PhaseClock: each cell is a phase of grader.log
         # Beside the kernel's folder, in root's: the kernel cannot swap them for links of its own
         # (it may write into out/, whose files are read without following links).
         self.inbox, self.outbox = workdir.parent / "in", workdir.parent / "out"
@@ -197,6 +205,9 @@ class KernelSession:
     def _kernel_pid(self):
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
         return getattr(process, "pid", None), process
+
+    def kernel_pid(self) -> int | None:
+        return self._kernel_pid()[0]
 
     def _stop_kernel(self) -> None:
         _, process = self._kernel_pid()
@@ -317,6 +328,8 @@ class KernelSession:
                 self._restart(ran)
             seconds = time.monotonic() - started
             logger.info("%s: %s in %.1f s %s", label, status, seconds, detail)
+            if self.clock is not None:
+                self.clock.mark(label, self.kernel_pid())
 
     def _out_of_time(self) -> bool:
         return self.log.status == Status.OUT_OF_TIME and self._remaining() <= 1

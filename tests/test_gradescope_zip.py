@@ -5,7 +5,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +211,41 @@ def test_pins_resolve_for_the_gradescope_python(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_gradescope_parent_stays_light_and_shares_the_zips_data(built_zip, tmp_path):
+    """run_autograder's own process imports neither nbformat nor numpy (the grading process it
+    starts does, once), writes no class report for its one submission, and hands the zip's data
+    to the grading process where it lies instead of copying 55 MB for every submission."""
+    from mnist_grader import sandbox
+
+    folder = tempfile.mkdtemp(prefix="test-zip-", dir=sandbox.work_root())  # not in /tmp
+    try:
+        Path(folder).chmod(0o755)  # as /autograder is
+        root = _gradescope_tree(built_zip, Path(folder), None)
+        source = root / "source"
+        code = (
+            "import sys; from pathlib import Path; from mnist_grader import cli, package;"
+            "args = cli.build_parser().parse_args(['gradescope', '--root', sys.argv[1]]);"
+            "package.grade_gradescope(Path(sys.argv[1]), lambda c, d: cli._settings(args, c, d));"
+            "print('imported:', sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('nbformat', 'numpy', 'mnist_grader')))"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
+        shown = subprocess.run(
+            [sys.executable, "-c", code, str(root)],
+            cwd=source,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout
+        imported = shown.split("imported:")[1]
+        assert "nbformat" not in imported and "numpy" not in imported
+        assert "mnist_grader.report" not in imported  # no class report for one submission
+        assert "mnist_grader.engine" in imported  # the names are what they say
+        assert f"--data-file {source / 'data' / 'mnist'} " in shown  # the zip's own, uncopied
+        assert json.loads((root / "results" / "results.json").read_text())["score"] == 0
+    finally:
+        shutil.rmtree(folder)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mnist_grader import MASTER_DIR, engine, remote, sandbox, wire
+from mnist_grader import phases as phases_module
 from mnist_grader import session as sess
 
 pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="the sandbox's uids need root")
@@ -136,7 +137,8 @@ def test_a_grading_log_for_the_instructor_and_debug_keeps_the_sandbox(dist, data
     import nbformat
 
     notebook = tmp_path / "tiny.ipynb"
-    cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
+    busy = "total = sum(i * i for i in range(4_000_000))"  # CPU in the kernel, not the grader
+    cells = [nbformat.v4.new_code_cell(source) for source in ("x = 1", "1 / 0", busy)]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), notebook)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "mnist_grader", "grade", str(notebook), "--out", str(out)]
@@ -145,6 +147,14 @@ def test_a_grading_log_for_the_instructor_and_debug_keeps_the_sandbox(dist, data
     log = (out / "tiny" / "grader.log").read_text()
     assert "kernel started as uid" in log and "kernel stopped" in log
     assert re.search(r"the cell `1 / 0` \(cell 2 from the top\): error in [\d.]+ s", log)
+    # Each phase with the grader's CPU, the kernel's and the wall time (make bench's table)
+    phases = {m["phase"]: m for m in map(phases_module.LINE.search, log.splitlines()) if m}
+    for phase in ("grader start and imports", "data and checks", "kernel start", "checks of q6"):
+        assert phase in phases
+    busy_cell = next(m for phase, m in phases.items() if "(cell 3 from the top)" in phase)
+    assert float(busy_cell["kernel"]) > 0.1 > float(busy_cell["grader"])
+    total = next(m for m in map(phases_module.TOTAL.search, log.splitlines()) if m)
+    assert float(total["children"]) >= float(busy_cell["kernel"])  # the kernel, reaped
     kept = Path(re.search(r"kept in (\S+)", log).group(1))
     try:
         assert (kept / "kernels").is_dir() and list((kept / "out").glob("*.json"))

@@ -1,0 +1,80 @@
+"""Where one submission's grading spends its time, phase by phase, written to grader.log.
+
+`PhaseClock.mark(phase, kernel_pid)` logs one line per phase: the CPU seconds this grading
+process spent in it, those of the kernel's process (and of the children it waited for), and the
+wall seconds. The first mark also counts what came before it: the interpreter's start and the
+imports. The last line, `total`, is this process and every child it waited for, the kernel
+included, once the kernel is gone. `make bench` reads these lines from the log of one real
+graded submission (tests/bench_warm.py) for its table; an instructor reads them in grader.log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import resource
+import time
+
+import psutil
+
+logger = logging.getLogger(__name__)  # the grading child's stderr: OUT/<submission>/grader.log
+
+LINE = re.compile(
+    r"phase: (?P<phase>.*): grader (?P<grader>[\d.]+) CPU s, kernel (?P<kernel>[\d.]+) CPU s, "
+    r"wall (?P<wall>[\d.]+) s$"
+)
+TOTAL = re.compile(
+    r"total: grader (?P<grader>[\d.]+) CPU s, its children (?P<children>[\d.]+) CPU s, "
+    r"wall (?P<wall>[\d.]+) s$"
+)
+
+
+def _cpu(usage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def _kernel_cpu(pid: int | None) -> float | None:
+    """User + system seconds of the kernel's process and of the children it waited for; None
+    once it is gone."""
+    if pid is None:
+        return None
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system + times.children_user + times.children_system
+
+
+class PhaseClock:
+    def __init__(self):
+        me = psutil.Process()
+        # The process's own start (not this object's): the first phase holds the imports.
+        self.started = time.monotonic() - max(0.0, time.time() - me.create_time())
+        self.wall, self.cpu = self.started, 0.0
+        self.kernel: dict[int, float] = {}  # kernel pid -> its CPU seconds at the last mark
+        self.phases: list[tuple[str, float, float, float]] = []
+
+    def mark(self, phase: str, kernel_pid: int | None = None) -> None:
+        """The phase that ends now: logged, and kept in `phases` as (name, grader CPU s, kernel
+        CPU s, wall s). A kernel that started during the phase counts from its start."""
+        now, cpu = time.monotonic(), _cpu(resource.getrusage(resource.RUSAGE_SELF))
+        kernel_now = _kernel_cpu(kernel_pid)
+        kernel = 0.0
+        if kernel_now is not None:
+            kernel = kernel_now - self.kernel.get(kernel_pid, 0.0)
+            self.kernel[kernel_pid] = kernel_now
+        entry = (phase, cpu - self.cpu, kernel, now - self.wall)
+        self.phases.append(entry)
+        self.wall, self.cpu = now, cpu
+        logger.info(
+            "phase: %s: grader %.3f CPU s, kernel %.3f CPU s, wall %.3f s", *entry
+        )  # LINE reads it back
+
+    def total(self) -> None:
+        """This process and every child it waited for (the kernel after it stopped)."""
+        children = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN))
+        grader = _cpu(resource.getrusage(resource.RUSAGE_SELF))
+        wall = time.monotonic() - self.started
+        logger.info(
+            "total: grader %.3f CPU s, its children %.3f CPU s, wall %.3f s", grader, children, wall
+        )  # TOTAL reads it back
