@@ -57,6 +57,7 @@ def test_setup_installs_with_apt_and_pip_only(built_zip):
     for not_graded in ("otter-grader", "pytest", "jupyterlab", "playwright", "pyyaml"):
         assert not_graded not in requirements  # authoring and development only
     assert "/usr/bin/python3" in setup  # the system's interpreter, by path, not PATH's python3
+    assert '/bin/python" -m compileall -q "$SOURCE/mnist_grader" "$SOURCE/checks"' in setup
     assert 'python_version < "3.11"' in requirements  # Gradescope's Ubuntu 22.04 has 3.10
 
 
