@@ -90,8 +90,8 @@ def readable_in_place(data_file: Path) -> bool:
     """Whether sandboxed kernels may map the dataset's .npy files where they are, uncopied: a
     folder of them (the Gradescope zip's data/<dataset>/) that only this user (or root) can
     change, every folder above it too, the files readable and the folders searchable by anyone,
-    outside the shared temporary folders (a sandboxed kernel sees a private, empty one there). Otherwise make_data_cache
-    copies the data (a 55 MB copy, on a tmpfs for every submission on Gradescope)."""
+    outside the shared temporary folders (a sandboxed kernel sees a private, empty one there).
+    Otherwise make_data_cache copies the data (55 MB, onto a tmpfs on Gradescope)."""
     from .launcher import SHARED_TMP_DIRS
 
     folder = data_file.resolve()

@@ -1,11 +1,12 @@
-"""`make bench`, part 1: Gradescope as it really is (tests/gradescope_like.py).
+"""`make bench`, part 2: Gradescope as it really is (tests/gradescope_like.py).
 
 The zip installed by its setup.sh on Python 3.10 (setup time, venv size), then the reference
 graded by run_autograder under Docker's capabilities, on one CPU (taskset), alternating between
 the recommended 1 CPU / 1.5 GB and Gradescope's default 0.5 CPU / 768 MB (cgroups): wall time, CPU
 seconds, peak RSS beside peak anonymous memory (RssAnon) of the process tree, the memory
-cgroup's peak, and the score. Part 2, tests/bench_warm.py, compares with `otter run` like for like
-and measures batches with warm and cold kernels.
+cgroup's peak, and the score. Part 1, tests/bench_cold.py, compares one submission with
+`otter run` like for like and shows where its CPU goes; part 3, tests/bench_warm.py, the
+grader's training and batches with warm and cold kernels.
 
 Each part writes its own section of docs/performance.md (the other sections are kept).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -26,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from mnist_grader import CHECKS_DIR, PROJECT_ROOT, SOLUTIONS_DIR, assign, package
-from tests import bank
+from tests import bank, process_tree
 from tests import gradescope_like as gs
 
 FULL_SCORE = sum(bank.FULL_MARKS.values())
@@ -71,9 +73,9 @@ def otter_zip(work: Path) -> Path:
 DOCS = PROJECT_ROOT / "docs" / "performance.md"
 DOCS_HEADER = """# Performance
 
-Written by `make bench` (tests/bench.py, tests/bench_warm.py, tests/bench_demo.py): each section
-by the part of the bench that measured it, with its date and machine. Do not edit the figures by
-hand: run the bench.
+Written by `make bench` (tests/bench_cold.py, tests/bench.py, tests/bench_warm.py,
+tests/bench_demo.py): each section by the part of the bench that measured it, with its date and
+machine. Do not edit the figures by hand: run the bench.
 """
 # What Gradescope offers per submission, here as cgroup limits: (memory MB, CPUs).
 GRADESCOPE_SETTINGS = {
@@ -81,6 +83,13 @@ GRADESCOPE_SETTINGS = {
     "Gradescope's default: 0.5 CPU, 768 MB": (768, 0.5),
 }
 GRADESCOPE_RUNS = int(os.environ.get("BENCH_GRADESCOPE_RUNS", "3"))
+TARGET_DEFAULT_SECONDS = 9  # issue 21: the reference at Gradescope's default 0.5 CPU, 768 MB
+
+
+def load(when: str) -> str:
+    """How busy the (shared) machine was: its figures depend on it."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min: {five:.1f}) on {os.cpu_count()} CPUs {when}"
 
 
 def machine() -> str:
@@ -119,11 +128,17 @@ def put_section(begin: str, end: str, section: str) -> None:
     DOCS.write_text(text)
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def gradescope_part(data_file: Path) -> None:
-    """Part 4: the reference graded as on Gradescope, at both settings, alternating."""
+    """The reference graded as on Gradescope, at both settings, alternating."""
     missing = gs.missing_tools()
     if missing:
         raise SystemExit(f"cannot rebuild Gradescope's environment here: missing {missing}")
+    process_tree.become_subreaper()  # a process run_autograder leaves is ours to reap and count
     runs: dict[str, list] = {name: [] for name in GRADESCOPE_SETTINGS}
     with gs.check_folder() as folder:
         zip_path = package.build_zip(data_file, target=folder / "autograder.zip")
@@ -138,7 +153,11 @@ def gradescope_part(data_file: Path) -> None:
                     try:
                         if cgroup.memory is None or cgroup.cpu is None:
                             raise SystemExit("this machine lets no child memory and cpu cgroup")
+                        before = children_cpu()
                         result = gs.run_autograder(root, disk, [], cgroup)
+                        # The whole tree: what run_autograder reaped, and anything it left to us
+                        process_tree.reap_orphans()
+                        result.cpu_seconds = children_cpu() - before
                     finally:
                         cgroup.remove()
                     graded = json.loads(result.results_text)
@@ -148,7 +167,7 @@ def gradescope_part(data_file: Path) -> None:
                         f"{result.cpu_seconds:.1f} CPU s, score {graded['score']:g}",
                         flush=True,
                     )
-    recommended = next(iter(GRADESCOPE_SETTINGS))
+    recommended, default = GRADESCOPE_SETTINGS
     if any(score != FULL_SCORE for _, score, _ in runs[recommended]):
         raise RuntimeError(f"the reference did not score {FULL_SCORE} at the recommended setting")
     rows = []
@@ -164,6 +183,8 @@ def gradescope_part(data_file: Path) -> None:
             f"{median('peak_rss_mb'):.0f} MB | {median('peak_anon_mb'):.0f} MB | "
             f"{median('memory_peak_mb'):.0f} MB | {scores} |"
         )
+    default_wall = statistics.median(r.wall_seconds for r, _, _ in runs[default])
+    met = "met" if default_wall <= TARGET_DEFAULT_SECONDS else "NOT met"
     version = subprocess.run([str(gs.python_310()), "-V"], capture_output=True, text=True)
     body = f"""
 The Gradescope zip installed by its own `setup.sh` on {version.stdout.strip()} (its grading pins
@@ -173,7 +194,8 @@ only, from the package index, without pip's cache): **setup {setup_seconds:.0f} 
 The reference solution graded by the zip's `run_autograder` with Gradescope's production limits,
 under Docker's default capabilities (no CAP_SYS_ADMIN), pinned to one CPU (`taskset`), in a
 memory cgroup (and a CPU quota for 0.5 CPU), median of {GRADESCOPE_RUNS} runs per setting,
-alternating. CPU seconds: user + system time of the whole process tree. Peak RSS: summed
+alternating. CPU seconds: user + system time of the whole process tree (every descendant
+reaped, by its parent or by the bench as their subreaper). Peak RSS: summed
 resident memory of the process tree, which counts TensorFlow's shared library pages in every
 process; peak anonymous: summed RssAnon, the memory the processes allocated themselves; cgroup
 peak: the memory cgroup's high-water mark (anonymous memory and page cache).
@@ -181,6 +203,10 @@ peak: the memory cgroup's high-water mark (anonymous memory and page cache).
 | setting | wall time | CPU seconds | peak RSS | peak anonymous | cgroup peak | score |
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
+
+Target (issue 21): [{met}] the reference at Gradescope's default <= {TARGET_DEFAULT_SECONDS} s
+wall: {default_wall:.1f} s. The machine is shared ({load("at the end")}): wall time grows
+with its load.
 """
     write_section("gradescope", "Gradescope's environment, rebuilt", body)
     print(body)
