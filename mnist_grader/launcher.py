@@ -10,7 +10,7 @@ of the batch's template, mnist_grader.zygote). Started as root, it
 - sets resource limits (address space, CPU seconds, processes, file size, no core files),
 - copies the connection file into the sandbox folder for the unprivileged user,
 - drops to that user (uid U, group nogroup) and cds into D,
-- and execs ipykernel with a clean environment.
+- and execs ipykernel with a clean environment (and no input history: KERNEL_OPTIONS).
 When not root (a developer's laptop), it only applies the limits: nothing else is possible.
 The grader's side of the sandbox (slots, sweeps, protected folders) is mnist_grader.sandbox.
 """
@@ -68,6 +68,11 @@ KERNEL_ENV_KEEP = (
     "TF_NUM_INTEROP_THREADS",
     "OMP_NUM_THREADS",
 )
+
+
+# ipykernel's options: no input history, which IPython would write, cell by cell (the grader's
+# calls included), to a SQLite file in the sandbox that nothing here reads.
+KERNEL_OPTIONS = ("--HistoryManager.enabled=False",)
 
 
 def kernel_environment(workdir: Path, source=None) -> dict[str, str]:
@@ -241,7 +246,7 @@ def launch(argv: list[str] | None = None) -> None:
     python = sys.executable
     os.execve(
         python,
-        [python, "-m", "ipykernel_launcher", "-f", str(workdir / "kernel.json")],
+        [python, "-m", "ipykernel_launcher", "-f", str(workdir / "kernel.json"), *KERNEL_OPTIONS],
         kernel_environment(workdir),
     )
 

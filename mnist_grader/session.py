@@ -166,6 +166,7 @@ class KernelSession:
         self.nb = nbformat.v4.new_notebook()
         self.ksm = _write_kernelspec(workdir.parent, uid, workdir, module, limits, kernel_env)
         self.km = None
+        self.warm_kernels: dict[int, int] = {}  # a warm kernel's stub -> the kernel (its fork)
         self.client = _QuietClient(
             self.nb,
             timeout=limits.cell_seconds,
@@ -207,7 +208,24 @@ class KernelSession:
         return getattr(process, "pid", None), process
 
     def kernel_pid(self) -> int | None:
-        return self._kernel_pid()[0]
+        """The kernel's process: the one jupyter_client started, or for a warm kernel (whose
+        stub that is) the template's fork, found once as the top process of the sandbox uid."""
+        pid = self._kernel_pid()[0]
+        if pid is None or not self.limits.kernel_template:
+            return pid
+        if pid not in self.warm_kernels:
+            import psutil
+
+            ours = {
+                proc.pid: proc.info["ppid"]
+                for proc in psutil.process_iter(["uids", "ppid"])
+                if proc.info["uids"] and proc.info["uids"].real == self.uid
+            }
+            tops = [child for child, parent in ours.items() if parent not in ours]
+            if len(tops) != 1:
+                return None
+            self.warm_kernels[pid] = tops[0]
+        return self.warm_kernels[pid]
 
     def _stop_kernel(self) -> None:
         _, process = self._kernel_pid()

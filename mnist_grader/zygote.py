@@ -220,7 +220,8 @@ def _become_kernel(request: dict, fds: list[int], base_path: list[str]) -> None:
         os.environ.clear()
         os.environ.update(request["environ"])
         workdir = launcher.enter(launcher.launcher_arguments(request["argv"]))
-        code = _run_kernel(workdir, launcher.kernel_environment(workdir), base_path)
+        environment = launcher.kernel_environment(workdir)
+        code = _run_kernel(workdir, environment, base_path, launcher.KERNEL_OPTIONS)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     except BaseException:  # noqa: BLE001 - nothing may return into the template's loop
@@ -234,9 +235,9 @@ def _become_kernel(request: dict, fds: list[int], base_path: list[str]) -> None:
         os._exit(code)
 
 
-def _run_kernel(workdir: Path, environment: dict, base_path: list[str]) -> int:
-    """ipykernel, in this process, as `python -m ipykernel_launcher -f kernel.json` would run it
-    in `workdir` with `environment`."""
+def _run_kernel(workdir: Path, environment: dict, base_path: list[str], options=()) -> int:
+    """ipykernel, in this process, as `python -m ipykernel_launcher -f kernel.json OPTIONS` would
+    run it in `workdir` with `environment`."""
     import random
     import tempfile as tempfile_module
 
@@ -251,7 +252,7 @@ def _run_kernel(workdir: Path, environment: dict, base_path: list[str]) -> int:
     # Every fork starts with the template's random state: give each its own, as a new Python has.
     random.seed()
     numpy.random.seed()
-    sys.argv = ["ipykernel_launcher", "-f", str(workdir / "kernel.json")]
+    sys.argv = ["ipykernel_launcher", "-f", str(workdir / "kernel.json"), *options]
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance(argv=sys.argv[1:])

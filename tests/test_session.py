@@ -94,6 +94,12 @@ def test_the_total_budget_stops_grading(run):
     assert "total time limit" in log.kernel_lost
 
 
+def test_the_kernel_keeps_no_input_history(run):
+    """IPython would write every cell, the grader's calls included, to a SQLite file."""
+    log, answers = run(["x = get_ipython().history_manager.enabled"])
+    assert answers["x"] is False
+
+
 def test_an_error_keeps_its_cause(run):
     log, _ = run(["raise ValueError('first line\\n\\nthe line that says why')"])
     assert log.cells[0].detail == "ValueError: first line the line that says why"

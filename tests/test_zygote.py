@@ -71,7 +71,9 @@ def _kernel_facts(tmp_path: Path, settings, slot: int) -> dict:
         assert kernel.run(source, 60) == ("ok", "")
         calls = remote.RemoteCalls(kernel)
         calls.load_probe()
-        return {**json.loads(calls.fetch("facts")), "expected_uid": uid, "workdir": workdir}
+        facts = json.loads(calls.fetch("facts"))
+        # the process whose CPU grader.log's phases count as the kernel's (not the stub)
+        return {**facts, "expected_uid": uid, "workdir": workdir, "counted": kernel.kernel_pid()}
 
 
 def test_each_kernel_is_a_fresh_fork_in_the_sandbox(settings, template_socket, work):
@@ -94,6 +96,7 @@ def test_each_kernel_is_a_fresh_fork_in_the_sandbox(settings, template_socket, w
         grader = [os.readlink(f"/proc/self/ns/{kind}") for kind in ("mnt", "ipc")]
         assert all(own != ours for own, ours in zip(facts["namespaces"], grader, strict=True))
     assert first["pid"] != second["pid"]
+    assert (first["counted"], second["counted"]) == (first["pid"], second["pid"])
     assert first["draw"] != second["draw"]  # each fork its own random state, as a new Python
 
 
@@ -126,6 +129,7 @@ def test_without_its_template_a_kernel_starts_cold(settings, work):
     gone = replace(settings, kernel_template=str(work / "no-template.sock"))
     facts = _kernel_facts(work, gone, 2)
     assert facts["uid"] == facts["expected_uid"] and facts["grader_modules"] == []
+    assert facts["counted"] == facts["pid"]
 
 
 REFUSAL = """
