@@ -161,6 +161,8 @@ def test_a_grading_log_for_the_instructor_and_debug_keeps_the_sandbox(dist, data
     assert float(busy_cell["kernel"]) > 0.1 > float(busy_cell["grader"])
     total = next(m for m in map(phases_module.TOTAL.search, log.splitlines()) if m)
     assert float(total["children"]) >= float(busy_cell["kernel"])  # the kernel, reaped
+    # ...and not counted again among the other children when it is stopped and reaped
+    assert float(phases["kernel stop and clean-up"]["others"]) < float(busy_cell["kernel"])
     kept = Path(re.search(r"kept in (\S+)", log).group(1))
     try:
         assert (kept / "kernels").is_dir() and list((kept / "out").glob("*.json"))
