@@ -94,7 +94,7 @@ def read_code_cells(path: Path) -> list[tuple[int, str]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UnreadableSubmission("the file is not UTF-8 text, so it is not a notebook") from None
-    import nbformat  # here: the batch parent imports this module for its limits only
+    import nbformat  # here, not above: the batch parent imports this module and needs no nbformat
 
     try:
         nb = nbformat.reads(text, as_version=4)

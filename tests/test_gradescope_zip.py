@@ -224,6 +224,8 @@ def test_the_gradescope_parent_stays_light_and_shares_the_zips_data(built_zip, t
     try:
         Path(folder).chmod(0o755)  # as /autograder is
         root = _gradescope_tree(built_zip, Path(folder), None)
+        # not a notebook: a grading process starts, and says so without starting a kernel
+        (root / "submission" / "mnist_first_steps.ipynb").write_text("{not a notebook")
         source = root / "source"
         code = (
             "import sys; from pathlib import Path; from mnist_grader import cli, package;"
