@@ -216,3 +216,7 @@ def main() -> None:
     data_file = Path(os.environ.get("MNIST_NPZ", PROJECT_ROOT.parent / "shared/datasets/mnist.npz"))
     assign.run_otter_assign()
     gradescope_part(data_file)
+
+
+if __name__ == "__main__":
+    main()
