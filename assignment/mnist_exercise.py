@@ -402,10 +402,6 @@ class ModelSpec:
     # runs a description with numpy or with Keras in a process of its own (model_outputs)
     run: object = field(default=None, repr=False, compare=False)
 
-    @property
-    def last_layer(self) -> LayerSpec | None:
-        return self.layers[-1] if self.layers else None
-
 
 def _name_of(thing) -> str | None:
     """A Keras optimizer/loss/activation given as a string, function or object -> snake name."""
@@ -931,10 +927,14 @@ def _expect_model_compiled(spec: ModelSpec) -> None:
 
 def _predicted(predict_probs, images, seed: int):
     """predict_probs(model, images) on a reference model with known weights, and its shape."""
-    spec = reference_model(seed)
     images = np.asarray(images)
-    count = len(images)
     probs = call_student(predict_probs, "predict_probs", reference_argument(seed), images)
+    _expect_probs_shape(probs, len(images))
+    return reference_model(seed), np.asarray(probs, dtype=np.float64)
+
+
+def _expect_probs_shape(probs, count: int) -> None:
+    """What predict_probs returned for `count` images is one row of class probabilities each."""
     shape = shape_of(probs)
     hint = ""
     if shape and len(shape) == 2 and shape[0] != count:
@@ -951,7 +951,6 @@ def _predicted(predict_probs, images, seed: int):
         f"an array of shape {(count, NUM_CLASSES)}",
         probs,
     )
-    return spec, np.asarray(probs, dtype=np.float64)
 
 
 @student_check
@@ -985,11 +984,11 @@ def check_predict_probs_sum_to_one(predict_probs, images, seed: int = 0) -> None
     """Each row is a probability distribution: values between 0 and 1 that sum to 1. Judged on
     whatever rows of 10 predict_probs returns: anything else (one class per image, say) is the
     shape check's to charge, once."""
-    model = reference_argument(seed)
-    probs = call_student(predict_probs, "predict_probs", model, np.asarray(images))
+    images = np.asarray(images)
+    probs = call_student(predict_probs, "predict_probs", reference_argument(seed), images)
     shape = shape_of(probs)
     if shape is None:  # nothing to judge (None, say): told as the shape check tells it
-        _predicted(predict_probs, images, seed)
+        _expect_probs_shape(probs, len(images))
     if len(shape) != 2 or shape[1] != NUM_CLASSES or shape[0] == 0:
         return
     probs = np.asarray(probs, dtype=np.float64)

@@ -11,6 +11,7 @@ nothing written here is trusted.
 import inspect
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -180,8 +181,6 @@ class _GraderProbe:
         # Figures the cells left open closed, as Jupyter's inline backend closes them after each
         # cell: pyplot calls in the function (plt.subplot without plt.figure) then draw into a
         # new figure in the grader too, as they do in the notebook.
-        import sys
-
         pyplot = sys.modules.get("matplotlib.pyplot")
         if pyplot is not None:
             pyplot.close("all")
