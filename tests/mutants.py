@@ -178,6 +178,14 @@ MUTATIONS = [
         ("fails_q4d_softmax_applied_twice",),
     ),
     Mutation(
+        "figures the cells left open stay open for the checks' calls",
+        "mnist_grader/probe.py",
+        '            pyplot.close("all")\n',
+        "            pass\n",
+        bank_test("passes_all_pyplot_percent_bars"),
+        ("passes_all_pyplot_percent_bars",),
+    ),
+    Mutation(
         "image and bars may share one axes",
         EXERCISE,
         "        all(ax is not other for other in image_axes),\n",
