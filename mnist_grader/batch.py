@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from queue import Queue
 
-from . import checks, gradescope_export, inert, notebook, results, sandbox
+from . import checks, fontcache, gradescope_export, inert, notebook, results, sandbox
 from .engine import Report, Settings, could_not_grade, make_data_cache, readable_in_place
 from .progress import Steps
 from .settings import Status
@@ -202,6 +202,7 @@ def _warm_kernels(settings: Settings, jobs: int, count: int, warm: bool):
     """Settings whose kernels are forks of one template for the batch (mnist_grader.zygote), or
     the same settings (cold kernels: a new Python each) for one submission, with warm=False, or
     when the template cannot start (said on screen; grading goes on cold)."""
+    fontcache.prepare()  # once here, not by every grading child at once the first time
     if not warm or count < 2:
         yield settings
         return

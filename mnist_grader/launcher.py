@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import fontcache
+
 NOGROUP = 65534
 # Folders every user may write in: a kernel gets private ones where it can, and what its uid left
 # in them is removed after grading either way (mnist_grader.sandbox.sweep).
@@ -236,6 +238,9 @@ def launcher_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-processes", type=int, default=512)
     parser.add_argument("--max-file-mb", type=int, default=256)
     parser.add_argument("--tmp-mb", type=int, default=128, help="each private tmpfs")
+    parser.add_argument(
+        "--font-list", type=Path, help="matplotlib's font list to copy in (mnist_grader.fontcache)"
+    )
     parser.add_argument("-f", dest="connection_file", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -261,6 +266,7 @@ def enter(args: argparse.Namespace) -> Path:
     workdir = args.dir.resolve()
     connection = args.connection_file.read_bytes()
     module = args.module.read_bytes()
+    font_list = fontcache.read_own(args.font_list) if args.font_list else None
     try:
         os.setsid()
     except PermissionError:  # jupyter_client already made us a session leader
@@ -282,6 +288,8 @@ def enter(args: argparse.Namespace) -> Path:
     _write_new(workdir / "mnist_exercise.py", module, 0o444)
     _write_new(workdir / "kernel.json", connection, 0o600)
     (workdir / "tmp").mkdir(exist_ok=True)
+    if font_list is not None:  # the kernel's MPLCONFIGDIR (kernel_environment)
+        _write_new(workdir / "tmp" / font_list[0], font_list[1], 0o600)
     return workdir
 
 

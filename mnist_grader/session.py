@@ -25,7 +25,7 @@ from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from . import progress, sandbox, wire
+from . import fontcache, progress, sandbox, wire
 from .notebook import cell_label
 from .settings import Status
 
@@ -133,6 +133,8 @@ def _write_kernelspec(
         "-f",
         "{connection_file}",
     ]
+    if (font_list := fontcache.prepare()) is not None:
+        argv[-2:-2] = ["--font-list", str(font_list)]
     spec = {
         "argv": argv,
         "display_name": "sandbox",

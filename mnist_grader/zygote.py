@@ -61,12 +61,15 @@ def template(folder: Path, env: dict):
     `folder` is the grader's own (mode 700): the socket in it can be reached by its uid only,
     and the template also checks each caller's uid (SO_PEERCRED).
     """
-    from . import launcher
+    from . import fontcache, launcher
 
     home = folder / "home"  # the template's own caches (matplotlib's font list)
     home.mkdir(mode=0o700)
     path = folder / "template.sock"
     (home / "tmp").mkdir(mode=0o700)
+    prepared = fontcache.prepare()
+    if prepared is not None and (font_list := fontcache.read_own(prepared)) is not None:
+        (home / "tmp" / font_list[0]).write_bytes(font_list[1])  # its MPLCONFIGDIR
     child_env = launcher.kernel_environment(home, source=env)
     child_env["PYTHONPATH"] = str(PACKAGE_ROOT)
     process = subprocess.Popen(

@@ -86,14 +86,16 @@ def _notebook(case, folder: Path) -> Path:
     return path
 
 
-def test_setup_compiles_the_grader_and_the_checks(gradescope):
-    """Before any submission ran (this test comes first): setup.sh's bytecode, not a grading
-    process's, which every fresh container would make again."""
+def test_setup_compiles_the_grader_and_lists_the_fonts(gradescope):
+    """Before any submission ran (this test comes first): setup.sh's bytecode and matplotlib's
+    font list (mnist_grader.fontcache), not a grading process's, which every fresh container
+    would make again."""
     root, _ = gradescope
     source = root / "source"
     for module in (source / "mnist_grader" / "engine.py", source / "checks" / "mnist_exercise.py"):
         compiled = module.parent / "__pycache__" / f"{module.stem}.cpython-310.pyc"  # Python 3.10
         assert compiled.is_file(), compiled
+    assert list((root / "venv" / "share" / "mnist_grader").glob("matplotlib-3.*/fontlist-v*"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

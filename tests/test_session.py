@@ -210,3 +210,18 @@ def test_a_kernel_and_its_new_sessions_share_one_cpu_group(run):
     uid = own.rpartition("/")[2].removeprefix(launcher.CPU_GROUP)
     assert uid.isdigit() and int(uid) in sandbox.SANDBOX_UIDS, own
     assert (new_session, got_weight, left) == (own, weight, "refused")
+
+
+def test_a_cold_kernel_gets_the_prepared_font_list_and_keeps_it(run):
+    """matplotlib reads the list the launcher copied in (mnist_grader.fontcache) instead of
+    listing the machine's fonts again: a list it made itself would have replaced the file."""
+    find = "sorted(glob.glob(os.environ['MPLCONFIGDIR'] + '/fontlist-v*.json'))"
+    log, answers = run(
+        [
+            f"import glob, os\nbefore = [(p, os.stat(p).st_mtime_ns) for p in {find}]",
+            "import matplotlib.font_manager\n"
+            f"after = [(p, os.stat(p).st_mtime_ns) for p in {find}]\n"
+            "x = [len(before), before == after]",
+        ]
+    )
+    assert statuses(log) == ["ok", "ok"] and answers["x"] == [1, True]

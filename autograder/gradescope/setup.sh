@@ -20,5 +20,8 @@ fi
 # Bytecode for the grader and the checks, made once here: each submission runs in a fresh
 # container, whose two grading processes would otherwise compile them again every time.
 "$ROOT/venv/bin/python" -m compileall -q "$SOURCE/mnist_grader" "$SOURCE/checks"
+# matplotlib's font list, made once here and copied into each kernel's empty cache folder: a
+# kernel would otherwise list the machine's fonts again for every submission.
+(cd "$SOURCE" && "$ROOT/venv/bin/python" -m mnist_grader.fontcache)
 # The checks (public and hidden) are root's alone: the student's code runs as another user.
 chmod -R go-rwx "$SOURCE/checks"
