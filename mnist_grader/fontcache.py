@@ -20,7 +20,6 @@ version differs, so a list from another matplotlib costs time, never correctness
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import stat
 import subprocess
@@ -34,6 +33,8 @@ MAX_BYTES = 8 * 2**20  # a machine with thousands of fonts stays far below
 
 def default_folder() -> Path:
     """The venv's folder for the lists of its matplotlib (another version: another folder)."""
+    import importlib.metadata  # here: the kernel's launcher imports this module too
+
     try:
         version = importlib.metadata.version("matplotlib")
     except importlib.metadata.PackageNotFoundError:
