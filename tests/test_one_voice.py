@@ -4,6 +4,7 @@ is missing; and no traceback from the support module reaches the student."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -30,15 +31,27 @@ NOTEBOOKS = (
 )
 
 
-def _run_like_a_student(notebook, folder):
+async def _run_like_a_student(notebook, folder, running: asyncio.Semaphore):
     """Every cell in a real kernel, from the assignment folder (its tests/ and support module)."""
     shutil.copytree(ASSIGNMENT_DIR, folder)
     shutil.copyfile(notebook, folder / NOTEBOOK_NAME)
     nb = nbformat.read(folder / NOTEBOOK_NAME, as_version=4)
-    NotebookClient(
-        nb, timeout=300, allow_errors=True, resources={"metadata": {"path": str(folder)}}
-    ).execute()
+    async with running:
+        await NotebookClient(
+            nb, timeout=300, allow_errors=True, resources={"metadata": {"path": str(folder)}}
+        ).async_execute()
     return nb
+
+
+async def _run_all(bank_dir, tmp_path_factory) -> dict:
+    running = asyncio.Semaphore(2)  # two kernels at once, a core each
+    runs = [
+        _run_like_a_student(
+            bank_dir / f"{name}.ipynb", tmp_path_factory.mktemp(name) / "a", running
+        )
+        for name in NOTEBOOKS
+    ]
+    return dict(zip(NOTEBOOKS, await asyncio.gather(*runs), strict=True))
 
 
 def notebook_feedback(nb) -> dict[str, list[tuple[bool, str]]]:
@@ -96,12 +109,7 @@ def student_runs(bank_dir, tmp_path_factory):
     saved = {name: os.environ.get(name) for name in ("MNIST_EPOCHS", "MNIST_TRAIN_IMAGES")}
     os.environ.update(MNIST_EPOCHS="1", MNIST_TRAIN_IMAGES="2000")
     try:
-        return {
-            name: _run_like_a_student(
-                bank_dir / f"{name}.ipynb", tmp_path_factory.mktemp(name) / "a"
-            )
-            for name in NOTEBOOKS
-        }
+        return asyncio.run(_run_all(bank_dir, tmp_path_factory))
     finally:
         for name, value in saved.items():
             os.environ.pop(name, None) if value is None else os.environ.update({name: value})
