@@ -228,6 +228,14 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         handle.write(data)
 
 
+def _real_folder(path: Path) -> None:
+    """A folder at `path`, made afresh when the last kernel left a link or a file there (a link
+    to /etc, say: the font list written into it would fail, and the kernel with it)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    path.mkdir(exist_ok=True)
+
+
 def launcher_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--uid", type=int, required=True)
@@ -287,7 +295,7 @@ def enter(args: argparse.Namespace) -> Path:
     os.umask(0o077)
     _write_new(workdir / "mnist_exercise.py", module, 0o444)
     _write_new(workdir / "kernel.json", connection, 0o600)
-    (workdir / "tmp").mkdir(exist_ok=True)
+    _real_folder(workdir / "tmp")
     if font_list is not None:  # the kernel's MPLCONFIGDIR (kernel_environment)
         _write_new(workdir / "tmp" / font_list[0], font_list[1], 0o600)
     return workdir

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from mnist_grader import fontcache
+from mnist_grader import fontcache, launcher
 
 
 def test_prepare_makes_a_list_matplotlib_reads_once(tmp_path):
@@ -49,3 +49,22 @@ def test_another_users_file_is_not_read(tmp_path):
     theirs.write_text("{}")
     os.chown(theirs, 61999, 65534)
     assert fontcache.read_own(theirs) is None
+
+
+def test_the_kernels_tmp_is_made_afresh_over_what_the_last_kernel_left(tmp_path):
+    # A kernel that replaced its tmp/ with a link to /etc (tests/bank/hostile.py's
+    # plants_links_then_restarts) left its restart nowhere to write the font list.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "tmp").symlink_to(elsewhere)
+    launcher._real_folder(workdir / "tmp")
+    assert (workdir / "tmp").is_dir() and not (workdir / "tmp").is_symlink()
+    assert elsewhere.is_dir()  # the link's target is left alone
+    (workdir / "tmp").rmdir()
+    (workdir / "tmp").write_text("a file")
+    launcher._real_folder(workdir / "tmp")
+    assert (workdir / "tmp").is_dir()
+    launcher._real_folder(workdir / "tmp")  # a folder already: kept
+    assert (workdir / "tmp").is_dir()
