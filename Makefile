@@ -77,8 +77,9 @@ test: $(STAMP)  ## run the test suite (grades the whole bank through the real gr
 gradescope-check: autograder  ## the zip as Gradescope runs it: Python 3.10, Docker's capabilities, 1 CPU, 768 MB (in make test)
 	$(PY) -m pytest -q tests/test_gradescope_like.py
 
-bench: $(STAMP)  ## time and memory (one submission vs otter run and its phases, Gradescope's settings, warm vs cold kernels, the demo, CPU groups) into docs/performance.md
+bench: $(STAMP)  ## time and memory (one submission vs otter run and its phases, TensorFlow's threads under a CPU quota, Gradescope's settings, warm vs cold kernels, the demo, CPU groups) into docs/performance.md
 	$(PY) -m tests.bench_cold
+	$(PY) -m tests.bench_quota
 	$(PY) -m tests.bench
 	$(PY) -m tests.bench_warm
 	$(PY) -m tests.bench_demo

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from queue import Queue
 
-from . import checks, fontcache, gradescope_export, inert, notebook, results, sandbox
+from . import checks, fontcache, gradescope_export, inert, launcher, notebook, results, sandbox
 from .engine import Report, Settings, could_not_grade, make_data_cache, readable_in_place
 from .progress import Steps
 from .settings import Status
@@ -188,12 +188,27 @@ def _grade_in_child(
         return _failure_results(path, test_files, problem)
 
 
+def kernel_thread_count(jobs: int) -> int | None:
+    """TensorFlow's threads in each kernel, or None for its own choice (a thread per CPU).
+
+    One per kernel when kernels run side by side: they would spin against each other. Alone,
+    as many as the CPU quota allows (on Gradescope, a container's quota, while TensorFlow sees
+    every CPU of the host): threads beyond it wait for the quota and cost CPU time of their
+    own (make bench: tests/bench_quota.py)."""
+    if jobs > 1:
+        return 1
+    quota = launcher.cpu_quota()
+    if quota is not None and quota < len(os.sched_getaffinity(0)):
+        return max(1, int(quota))
+    return None
+
+
 def _kernel_threads(jobs: int) -> dict:
-    """The environment with the kernels' thread counts."""
+    """The environment with the kernels' thread counts (an instructor's own settings kept)."""
     env = dict(os.environ)
-    if jobs > 1:  # one TensorFlow thread per kernel: parallel kernels would spin against each other
+    if (threads := kernel_thread_count(jobs)) is not None:
         for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-            env.setdefault(name, "1")
+            env.setdefault(name, str(threads))
     return env
 
 

@@ -159,9 +159,8 @@ def _read(path: Path) -> str:
         return ""
 
 
-def kernel_cpu_group(uid: int) -> tuple[int, Path] | None:
-    """(cgroup version, folder) of the CPU group of `uid`'s kernels, under this process's own
-    group; None where the machine has no cpu controller."""
+def _own_cpu_group() -> tuple[int, Path, Path] | None:
+    """(cgroup version, where the hierarchy is mounted, this process's group in it)."""
     hierarchy = _cpu_hierarchy()
     if hierarchy is None:
         return None
@@ -169,8 +168,44 @@ def kernel_cpu_group(uid: int) -> tuple[int, Path] | None:
     for line in _read(Path("/proc/self/cgroup")).splitlines():
         number, controllers, path = line.split(":", 2)
         if (version == 1 and "cpu" in controllers.split(",")) or (version, number) == (2, "0"):
-            return version, mount / path.lstrip("/") / f"{CPU_GROUP}{uid}"
+            return version, mount, mount / path.lstrip("/")
     return None
+
+
+def cpu_quota() -> float | None:
+    """How many CPUs' time this process's CPU groups allow in all (a container's `--cpus`: how
+    Docker, and so Gradescope, limits CPU), the least over its group and the groups above it;
+    None without a quota. By hand: os.sched_getaffinity, psutil and TensorFlow see every CPU of
+    the host, not the quota, and TensorFlow starts a thread per CPU it sees."""
+    found = _own_cpu_group()
+    if found is None:
+        return None
+    version, mount, group = found
+    quotas = []
+    # A container's group may be mounted as the hierarchy's root (its own cgroup namespace):
+    # its path from /proc/self/cgroup then names no folder here, and its parents are looked at.
+    for folder in (group, *group.parents):
+        if not folder.is_relative_to(mount):
+            break
+        if version == 2:
+            fields = _read(folder / "cpu.max").split()  # "max 100000" or "50000 100000"
+            quota, period = fields if len(fields) == 2 else ("max", "0")
+        else:
+            quota = _read(folder / "cpu.cfs_quota_us").strip()  # -1: none
+            period = _read(folder / "cpu.cfs_period_us").strip()
+        if quota.isdigit() and period.isdigit() and int(quota) > 0 and int(period) > 0:
+            quotas.append(int(quota) / int(period))
+    return min(quotas) if quotas else None
+
+
+def kernel_cpu_group(uid: int) -> tuple[int, Path] | None:
+    """(cgroup version, folder) of the CPU group of `uid`'s kernels, under this process's own
+    group; None where the machine has no cpu controller."""
+    found = _own_cpu_group()
+    if found is None:
+        return None
+    version, _, group = found
+    return version, group / f"{CPU_GROUP}{uid}"
 
 
 def join_cpu_group(uid: int) -> Path | None:
