@@ -17,8 +17,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
 import nbformat
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
@@ -103,6 +106,62 @@ class _QuietClient(NotebookClient):
                 )
             )
         return None
+
+
+class ReadyKernelClient(AsyncKernelClient):
+    """jupyter_client's kernel client, ready as soon as the kernel has answered a kernel_info
+    request on both channels: the reply on shell, and the end of its work ("idle") on IOPub.
+
+    By hand because jupyter_client's own wait_for_ready ends by reading IOPub until it has been
+    silent for 0.2 s, which every kernel start and restart spent idle (make bench's cold table,
+    its kernel start row). What that flush would drop belongs to no cell: nbclient ignores it."""
+
+    IOPUB_SECONDS = 0.2  # jupyter_client's own wait for IOPub to show it is connected
+    # The client connects before the kernel listens, and zmq tries again after this long
+    # (its default: 100 ms, each time a kernel starts).
+    RECONNECT_MS = 10
+
+    def start_channels(self, *args, **kwargs) -> None:
+        self.context.setsockopt(zmq.RECONNECT_IVL, self.RECONNECT_MS)  # for the sockets to come
+        super().start_channels(*args, **kwargs)
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            # A request's IOPub messages sent before IOPub was connected are lost: then, once
+            # it is (ipykernel says welcome, or time passes), ask again.
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                if await self._kernel_info_seen_on_iopub():
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self.is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+    async def _kernel_info_seen_on_iopub(self) -> bool:
+        """True on a kernel_info request's idle status; False when IOPub has just connected
+        (the welcome of ipykernel's IOPub) or stays silent."""
+        until = time.monotonic() + self.IOPUB_SECONDS
+        while (left := until - time.monotonic()) > 0:
+            try:
+                message = await self.iopub_channel.get_msg(timeout=left)
+            except Empty:
+                return False
+            if message["msg_type"] == "iopub_welcome":
+                return False
+            if (
+                message["msg_type"] == "status"
+                and message["content"].get("execution_state") == "idle"
+                and message.get("parent_header", {}).get("msg_type") == "kernel_info_request"
+            ):
+                return True
+        return False
 
 
 def _write_kernelspec(
@@ -198,7 +257,11 @@ class KernelSession:
 
     def _start_kernel(self) -> None:
         # A new manager each time: shutting one down destroys its zmq context.
-        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=self.ksm)
+        self.km = AsyncKernelManager(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=self.ksm,
+            client_class=f"{__name__}.ReadyKernelClient",
+        )
         self.client.km = self.km
         # The kernel's own stdout/stderr (TensorFlow's logs, a student's os.write) go nowhere.
         self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
