@@ -17,6 +17,7 @@ import os
 import re
 import resource
 import time
+from pathlib import Path
 
 import psutil
 
@@ -55,11 +56,21 @@ def _parent(pid: int) -> int | None:
         return None
 
 
+def seconds_since_start() -> float:
+    """How long ago this process started: its start in clock ticks after boot (/proc/self/stat)
+    against the boot clock. By hand because psutil's create_time adds the boot time, which Linux
+    gives in whole seconds (/proc/stat's btime), so that a process's age comes out up to a second
+    too long."""
+    after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    start_ticks = int(after_name[19])  # the 22nd field, starttime; the 3rd is the first here
+    age = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    return max(0.0, age)
+
+
 class PhaseClock:
     def __init__(self):
-        me = psutil.Process()
         # The process's own start (not this object's): the first phase holds the imports.
-        self.started = time.monotonic() - max(0.0, time.time() - me.create_time())
+        self.started = time.monotonic() - seconds_since_start()
         self.wall, self.cpu = self.started, 0.0
         self.children = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN))
         self.kernel: dict[int, float] = {}  # kernel pid -> its CPU seconds at the last mark
