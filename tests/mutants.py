@@ -356,6 +356,13 @@ MUTATIONS = [
         ["tests/test_session.py", "-k", "cpu_group"],
     ),
     Mutation(
+        "a restarted kernel's tmp/ kept as the link the last kernel left",
+        "mnist_grader/launcher.py",
+        "    if path.is_symlink() or (path.exists() and not path.is_dir()):\n",
+        "    if False:\n",
+        ["tests/test_fontcache.py", "-k", "afresh"],
+    ),
+    Mutation(
         "a missing function reaches the check as a crash",
         EXERCISE,
         "        function is not None,\n",
