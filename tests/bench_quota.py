@@ -22,14 +22,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mnist_grader import CHECKS_DIR, PROJECT_ROOT, fontcache, launcher
+from mnist_grader import CHECKS_DIR, PROJECT_ROOT, fontcache
 from mnist_grader.batch import PACKAGE_ROOT
+from tests import gradescope_like as gs
 from tests.bench import load, write_section
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 QUOTA_CPUS = 0.5  # Gradescope's default
-PERIOD_US = 100_000
-GROUP = "mnist-bench-quota"
+GROUP = f"mnist-bench-quota-{os.getpid()}"
 
 WORK = r"""
 import json, resource, sys, time
@@ -57,41 +57,26 @@ print(json.dumps({"cpu": cpu() - started_cpu, "wall": time.monotonic() - started
 
 @contextlib.contextmanager
 def quota_group(cpus: float = QUOTA_CPUS, name: str = GROUP):
-    """A CPU group with a quota of `cpus` under this process's own; None where none can be made
-    (tests/test_kernel_threads.py uses it too)."""
-    found = launcher._own_cpu_group()
-    if found is None or os.geteuid() != 0:
+    """A CPU group with a quota of `cpus` under this process's own (tests.gradescope_like's, as
+    for Gradescope's settings); None where none can be made (tests/test_kernel_threads.py uses
+    it too)."""
+    if os.geteuid() != 0:
         yield None
         return
-    version, _, parent = found
-    group = parent / name
+    group = gs.make_cgroup(name, None, cpus)
     try:
-        if version == 2:
-            (parent / "cgroup.subtree_control").write_text("+cpu")
-            group.mkdir(exist_ok=True)
-            (group / "cpu.max").write_text(f"{int(cpus * PERIOD_US)} {PERIOD_US}")
-        else:
-            group.mkdir(exist_ok=True)
-            (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (group / "cpu.cfs_quota_us").write_text(str(int(cpus * PERIOD_US)))
-    except OSError:
-        yield None
-        return
-    try:
-        yield group
+        yield group if group.cpu is not None else None
     finally:
-        with contextlib.suppress(OSError):
-            group.rmdir()
+        group.remove()
 
 
-def run_in(group: Path, env: dict) -> dict:
+def run_in(group: gs.Cgroup, env: dict) -> dict:
     """The work in a fresh Python that joins `group` before it starts."""
-    enter = f'echo $$ > {group / "cgroup.procs"} && exec "$@"'
     with tempfile.TemporaryDirectory() as home:
         if (font_list := fontcache.prepare()) is not None:
             (Path(home) / font_list.name).write_bytes(font_list.read_bytes())
         output = subprocess.run(
-            ["sh", "-c", enter, "sh", sys.executable, "-c", WORK, str(PACKAGE_ROOT)],
+            group.joined([sys.executable, "-c", WORK, str(PACKAGE_ROOT)]),
             env={**env, "MPLCONFIGDIR": home, "PYTHONPATH": str(CHECKS_DIR)},
             capture_output=True,
             text=True,

@@ -169,6 +169,11 @@ class Cgroup:
     def procs_files(self) -> list[Path]:
         return [folder / "cgroup.procs" for folder in self.folders]
 
+    def joined(self, argv: list[str]) -> list[str]:
+        """`argv` run by a shell that first moves itself into this group (what it execs stays)."""
+        enter = "".join(f"echo $$ > {shlex.quote(str(f))} && " for f in self.procs_files())
+        return ["sh", "-c", f'{enter}exec "$@"', "sh", *argv]
+
     def peak_mb(self) -> float | None:
         if self.memory is None:
             return None

@@ -26,9 +26,8 @@ print(json.dumps([launcher.cpu_quota(), batch.kernel_thread_count(1), batch.kern
 
 
 def _inside(group) -> list:
-    enter = f'echo $$ > {group / "cgroup.procs"} && exec "$@"'
     output = subprocess.run(
-        ["sh", "-c", enter, "sh", sys.executable, "-c", REPORT],
+        group.joined([sys.executable, "-c", REPORT]),
         env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
         capture_output=True,
         text=True,
