@@ -73,9 +73,10 @@ def otter_zip(work: Path) -> Path:
 DOCS = PROJECT_ROOT / "docs" / "performance.md"
 DOCS_HEADER = """# Performance
 
-Written by `make bench` (tests/bench_cold.py, tests/bench.py, tests/bench_warm.py,
-tests/bench_demo.py): each section by the part of the bench that measured it, with its date and
-machine. Do not edit the figures by hand: run the bench.
+Written by `make bench` (tests/bench_cold.py, tests/bench_quota.py, tests/bench.py,
+tests/bench_warm.py, tests/bench_demo.py, tests/bench_cpu.py): each section by the part of the
+bench that measured it, with its date and machine. Do not edit the figures by hand: run the
+bench.
 """
 # What Gradescope offers per submission, here as cgroup limits: (memory MB, CPUs).
 GRADESCOPE_SETTINGS = {
