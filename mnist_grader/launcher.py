@@ -72,6 +72,49 @@ KERNEL_ENV_KEEP = (
 )
 
 
+# What every kernel imports before the student's first cell: the notebook's setup cell's imports
+# and ipykernel's own. The batch's template (mnist_grader.zygote) imports the same for its forks.
+KERNEL_IMPORTS = (
+    "numpy",
+    "keras",
+    "tensorflow",
+    "matplotlib.pyplot",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+)
+# How they are imported: with Python's cyclic garbage collector paused, then everything they made
+# moved into its permanent generation (gc.freeze). TensorFlow's import makes so many objects that
+# the collector's full passes over them are a large part of its CPU time, and every later full
+# pass (the student's training, the checks' calls) would walk them again; what an import makes
+# lives as long as the kernel anyway (make bench's cold table: kernel start, setup cell). A module
+# that fails to import is left for the student's own import to report, in their cell.
+# Source code, not a function: a cold kernel cannot import this package (the sandbox may hide
+# its folder), so it runs this with `python -c` (KERNEL_MAIN).
+PRELOAD = f"""
+import gc as _gc, importlib as _importlib
+_gc.disable()
+try:
+    for _name in {KERNEL_IMPORTS!r}:
+        try:
+            _importlib.import_module(_name)
+        except Exception:
+            pass
+finally:
+    _gc.freeze()
+    _gc.enable()
+del _gc, _importlib
+"""
+# A cold kernel's program: what `python -m ipykernel_launcher` runs (the student's folder off
+# sys.path while it loads; ipykernel puts it back), after PRELOAD.
+KERNEL_MAIN = f"""
+import os as _os, sys as _sys
+if _sys.path and _sys.path[0] in ("", _os.getcwd()):
+    del _sys.path[0]
+{PRELOAD}
+from ipykernel import kernelapp as _kernelapp
+_kernelapp.launch_new_instance()
+"""
+
 # ipykernel's options: no input history, which IPython would write, cell by cell (the grader's
 # calls included), to a SQLite file in the sandbox that nothing here reads.
 KERNEL_OPTIONS = ("--HistoryManager.enabled=False",)
@@ -294,7 +337,7 @@ def launch(argv: list[str] | None = None) -> None:
     python = sys.executable
     os.execve(
         python,
-        [python, "-m", "ipykernel_launcher", "-f", str(workdir / "kernel.json"), *KERNEL_OPTIONS],
+        [python, "-c", KERNEL_MAIN, "-f", str(workdir / "kernel.json"), *KERNEL_OPTIONS],
         kernel_environment(workdir),
     )
 

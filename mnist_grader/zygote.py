@@ -3,7 +3,8 @@ a fork of it per kernel (the Android "zygote" pattern), instead of a new Python 
 TensorFlow again for every submission.
 
 - `template(folder, env)` (the batch's parent) starts `python -m mnist_grader.zygote serve`: it
-  imports numpy, TensorFlow/Keras, matplotlib (Agg) and ipykernel, and nothing else: no checks,
+  imports what every kernel imports (mnist_grader.launcher.KERNEL_IMPORTS, as a cold kernel does:
+  numpy, TensorFlow/Keras, matplotlib (Agg), ipykernel), and nothing else: no checks,
   solutions, grades or submission (it never reads a file of the grading run), then listens on a
   unix socket in a folder of the grader's that only its own uid may use.
 - The kernelspec runs `python -m mnist_grader.zygote kernel --socket S <the sandbox launcher's
@@ -38,15 +39,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-# What every kernel imports (the notebook's setup cell, and ipykernel itself).
-TEMPLATE_IMPORTS = (
-    "numpy",
-    "keras",
-    "tensorflow",
-    "matplotlib.pyplot",
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-)
 READY = b"ready\n"
 STARTUP_SECONDS = 120  # importing TensorFlow takes seconds; on a loaded machine, many
 MAX_REQUEST_BYTES = 65536
@@ -103,13 +95,14 @@ def _read_line(process: subprocess.Popen, seconds: float) -> bytes:
 
 # -- the template ------------------------------------------------------------------------------
 def serve(socket_path: Path) -> None:
-    import importlib
-
     import numpy  # noqa: F401 - first: its OpenBLAS workers are the threads fork may meet
 
+    from . import launcher
+
     threads_after_numpy = _os_threads()
-    for name in TEMPLATE_IMPORTS:
-        importlib.import_module(name)
+    exec(launcher.PRELOAD, {})  # as a cold kernel imports them (its forks share the frozen heap)
+    if missing := [name for name in launcher.KERNEL_IMPORTS if name not in sys.modules]:
+        raise RuntimeError(f"the template could not import {missing}")
     _refuse_new_threads(threads_after_numpy)
     base_path = [p for p in sys.path if p not in ("", os.getcwd(), str(PACKAGE_ROOT))]
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

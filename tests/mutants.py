@@ -363,6 +363,20 @@ MUTATIONS = [
         ["tests/test_fontcache.py", "-k", "afresh"],
     ),
     Mutation(
+        "a kernel's imports left to the garbage collector's full passes",
+        "mnist_grader/launcher.py",
+        "    _gc.freeze()\n",
+        "    pass\n",
+        ["tests/test_kernel_imports.py", "-k", "frozen"],
+    ),
+    Mutation(
+        "a module that fails in a kernel's imports stops the kernel",
+        "mnist_grader/launcher.py",
+        "        except Exception:\n            pass\n",
+        "        except Exception:\n            raise\n",
+        ["tests/test_kernel_imports.py", "-k", "student_cells_error"],
+    ),
+    Mutation(
         "a missing function reaches the check as a crash",
         EXERCISE,
         "        function is not None,\n",

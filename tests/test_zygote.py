@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mnist_grader import remote, sandbox, session, zygote
+from mnist_grader import launcher, remote, sandbox, session, zygote
 
 pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="sandbox uids need root")
 
 FACTS = """
-import json, os, resource, socket, sys, numpy, tempfile
+import gc, json, os, resource, socket, sys, numpy, tempfile
 def template_reachable(path):
     try:
         socket.socket(socket.AF_UNIX).connect(path)
@@ -37,6 +37,8 @@ facts = json.dumps({
     "limits": [resource.getrlimit(getattr(resource, name))[0]
                for name in ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_FSIZE")],
     "namespaces": [os.readlink(f"/proc/self/ns/{kind}") for kind in ("mnt", "ipc")],
+    "imported": [name for name in KERNEL_IMPORTS if name in sys.modules],
+    "frozen": gc.get_freeze_count(),
 })
 """
 
@@ -68,6 +70,7 @@ def _kernel_facts(tmp_path: Path, settings, slot: int) -> dict:
     module = settings.checks_dir / "mnist_exercise.py"
     with session.KernelSession(workdir, module, uid, settings, deadline, {}) as kernel:
         source = FACTS.replace("TEMPLATE", repr(settings.kernel_template))
+        source = source.replace("KERNEL_IMPORTS", repr(launcher.KERNEL_IMPORTS))
         assert kernel.run(source, 60) == ("ok", "")
         calls = remote.RemoteCalls(kernel)
         calls.load_probe()
@@ -98,6 +101,8 @@ def test_each_kernel_is_a_fresh_fork_in_the_sandbox(settings, template_socket, w
     assert first["pid"] != second["pid"]
     assert (first["counted"], second["counted"]) == (first["pid"], second["pid"])
     assert first["draw"] != second["draw"]  # each fork its own random state, as a new Python
+    for facts in (first, second):  # the template's imports, as a cold kernel's (launcher.PRELOAD)
+        assert facts["imported"] == list(launcher.KERNEL_IMPORTS) and facts["frozen"] > 0
 
 
 def test_a_warm_kernel_is_interrupted_and_answers_again(settings, template_socket, work):
@@ -130,6 +135,7 @@ def test_without_its_template_a_kernel_starts_cold(settings, work):
     facts = _kernel_facts(work, gone, 2)
     assert facts["uid"] == facts["expected_uid"] and facts["grader_modules"] == []
     assert facts["counted"] == facts["pid"]
+    assert facts["imported"] == list(launcher.KERNEL_IMPORTS) and facts["frozen"] > 0
 
 
 REFUSAL = """
