@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from mnist_grader import CHECKS_DIR, PROJECT_ROOT, fontcache, phases
+from mnist_grader.sandbox import work_root
 from tests import bank, process_tree
 from tests.bench import OTTER, SOLUTION, gradescope_tree, load, otter_zip, write_section
 
@@ -274,7 +275,11 @@ def main() -> None:
             "PYTHONPATH": str(PROJECT_ROOT),
         }
         raw = {"load": load("when it started")}
-        with tempfile.TemporaryDirectory(prefix="mnist-bench-cold-") as tmp:
+        # Outside the shared temporary folders, as Gradescope's /autograder is: there the grader
+        # reads the zip's data where it is instead of copying it for the kernel first
+        # (engine.readable_in_place).
+        with tempfile.TemporaryDirectory(prefix="mnist-bench-cold-", dir=work_root()) as tmp:
+            Path(tmp).chmod(0o755)
             raw["runs"] = measure_both(Path(tmp), data_file, env)
         RAW.parent.mkdir(exist_ok=True)
         RAW.write_text(json.dumps(raw, indent=1))
