@@ -33,9 +33,8 @@ from .notebook import cell_label
 from .settings import Status
 
 KERNEL_NAME = "mnist-grader-sandbox"
-STARTUP_SECONDS = (
-    60  # a kernel answers within seconds (TensorFlow imported first); one silent this long won't
-)
+# A kernel answers within seconds (TensorFlow imported first); one silent this long won't.
+STARTUP_SECONDS = 60
 MAX_RESTARTS = 2  # a kernel that dies or ignores interrupts is replaced, at most this often
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger(__name__)  # the grading child's stderr: OUT/<submission>/grader.log

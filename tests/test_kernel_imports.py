@@ -5,13 +5,12 @@ student's own import. (Kernels in the sandbox, cold and warm: tests/test_zygote.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-
 from mnist_grader import launcher
+from tests.test_ready_client import _manager
 
 FACTS = """
 import gc, json, os, sys
@@ -25,17 +24,9 @@ print(json.dumps({
 
 
 def _run_in_kernel(tmp_path, code: str, env: dict | None = None) -> tuple[str, list[str]]:
-    """Start a kernel as the cold launcher execs it, run `code`: (its output, its error names)."""
-    spec_dir = tmp_path / "kernels" / "cold"
-    spec_dir.mkdir(parents=True)
-    argv = [sys.executable, "-c", launcher.KERNEL_MAIN, "-f", "{connection_file}"]
-    spec = {"argv": argv, "display_name": "cold", "language": "python"}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    specs = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
-    km = KernelManager(kernel_name="cold", kernel_spec_manager=specs)
-    km.start_kernel(cwd=str(tmp_path), **({"env": env} if env is not None else {}))
-    client = km.client()
-    client.start_channels()
+    """Start a kernel as the cold launcher execs it, with the grader's own client, and run
+    `code`: (its output, its errors)."""
+    km = _manager(tmp_path, [sys.executable, "-c", launcher.KERNEL_MAIN, "-f", "{connection_file}"])
     output, errors = [], []
 
     def collect(message):
@@ -44,12 +35,18 @@ def _run_in_kernel(tmp_path, code: str, env: dict | None = None) -> tuple[str, l
         elif message["msg_type"] == "error":
             errors.append(f"{message['content']['ename']}: {message['content']['evalue']}")
 
-    try:
-        client.wait_for_ready(timeout=120)
-        client.execute_interactive(code, timeout=60, output_hook=collect)
-    finally:
-        client.stop_channels()
-        km.shutdown_kernel(now=True)
+    async def run() -> None:
+        await km.start_kernel(cwd=str(tmp_path), **({"env": env} if env is not None else {}))
+        client = km.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=120)
+            await client.execute_interactive(code, timeout=60, output_hook=collect)
+        finally:
+            client.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    asyncio.run(run())
     return "".join(output), errors
 
 
