@@ -740,7 +740,8 @@ def describe_figure(fig) -> FigureSpec | None:
         fig = figure_inside(fig)
     if not isinstance(fig, Figure):
         return None
-    fig.canvas.draw()  # tick labels and positions are only final once drawn
+    # Tick labels and positions are only final once drawn; no pixels are needed to read them.
+    fig.draw_without_rendering()
     axes = []
     for ax in fig.axes:
         bars, orientation = _describe_bars(ax)
