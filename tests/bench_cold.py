@@ -65,17 +65,26 @@ print(json.dumps(marks))
 """
 
 
-def floor(data_file: Path) -> list:
-    """The kernel's own work in a bare Python, pinned: [(phase, CPU s, wall s)]."""
+def floor(
+    data_file: Path,
+    python: str = sys.executable,
+    checks_dir: Path = CHECKS_DIR,
+    group=None,
+    font_list: Path | None = None,
+) -> list:
+    """The kernel's own work in a bare Python, pinned (and in `group`, a
+    tests.gradescope_like.Cgroup, if given): [(phase, CPU s, wall s)]. `font_list`: the prepared
+    font list of `python`'s matplotlib (default: this venv's, made if need be)."""
     env = {**os.environ, "MNIST_NPZ": str(data_file), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env["MPLBACKEND"] = "agg"
+    command = ["taskset", "-c", str(CPU), python, "-c", FLOOR, str(checks_dir)]
     with tempfile.TemporaryDirectory() as home:
         env["MPLCONFIGDIR"] = home  # as a cold kernel's: only the prepared font list in it
-        if (font_list := fontcache.prepare()) is not None:
+        if (font_list := font_list or fontcache.prepare()) is not None:
             shutil.copy(font_list, home)
         started = time.monotonic()
         output = subprocess.run(
-            ["taskset", "-c", str(CPU), sys.executable, "-c", FLOOR, str(CHECKS_DIR)],
+            group.joined(command) if group is not None else command,
             env=env,
             capture_output=True,
             text=True,
@@ -147,6 +156,38 @@ def median_floor(rounds: list[list]) -> list:
             statistics.median(wall for _, _, wall in phases_of_round),
         )
         for phases_of_round in zip(*rounds, strict=True)
+    ]
+
+
+PHASES_INTRO = (
+    "From the grading processes' own log (mnist_grader.phases): for each phase, the CPU of "
+    "the grading process itself, of the sandboxed kernel (its process and the children it "
+    "waited for), of the grading process's other children (the Keras evaluator, for a model "
+    "numpy cannot run), and the wall time. run_autograder's process (`python -m "
+    "mnist_grader gradescope`) starts the grading process (`grade-one`), which starts the "
+    "kernel: run_autograder's own rows count as others the grading process and all under "
+    "it, itemised in the rows between them."
+)
+
+
+def phase_table(found: list, cpu: float, wall: float) -> list[str]:
+    """The lines of a table of one graded submission's phases (read_phases) and its whole
+    tree's CPU and wall seconds."""
+    parent_rows = [p for p in found if p[0].startswith("run_autograder: ")]
+    child_rows = [p for p in found if not p[0].startswith("run_autograder: ")]
+    marked = sum(grader + kernel + others for _, grader, kernel, others, _ in child_rows)
+    # run_autograder's "others" are the grading process and all under it: the rows between
+    parent_marked = sum(grader for _, grader, _, _, _ in parent_rows)
+    lines = [
+        "| phase | grader CPU s | kernel CPU s | others CPU s | wall s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, grader, kernel, others, seconds in parent_rows[:1] + child_rows + parent_rows[1:]:
+        lines.append(f"| {name} | {grader:.2f} | {kernel:.2f} | {others:.2f} | {seconds:.2f} |")
+    return lines + [
+        "| not in a phase: the kernel between its last phase and its end, the processes' exits, "
+        f"taskset | {cpu - marked - parent_marked:.2f} | | | |",
+        f"| **whole tree** | **{cpu:.2f}** | | | **{wall:.2f}** |",
     ]
 
 
@@ -222,31 +263,14 @@ def report(raw: dict) -> str:
         "",
     ]
     chosen = median_run(runs["ours"])
-    parent_rows = [p for p in chosen["phases"] if p[0].startswith("run_autograder: ")]
     child_rows = [p for p in chosen["phases"] if not p[0].startswith("run_autograder: ")]
-    marked = sum(grader + kernel + others for _, grader, kernel, others, _ in child_rows)
+    parent_marked = sum(p[1] for p in chosen["phases"] if p[0].startswith("run_autograder: "))
     lines += [
         "### Where one graded submission's CPU goes (the median run above)",
         "",
-        "From the grading processes' own log (mnist_grader.phases): for each phase, the CPU of "
-        "the grading process itself, of the sandboxed kernel (its process and the children it "
-        "waited for), of the grading process's other children (the Keras evaluator, for a model "
-        "numpy cannot run), and the wall time. run_autograder's process (`python -m "
-        "mnist_grader gradescope`) starts the grading process (`grade-one`), which starts the "
-        "kernel: run_autograder's own rows count as others the grading process and all under "
-        "it, itemised in the rows between them.",
+        PHASES_INTRO,
         "",
-        "| phase | grader CPU s | kernel CPU s | others CPU s | wall s |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, grader, kernel, others, wall in parent_rows[:1] + child_rows + parent_rows[1:]:
-        lines.append(f"| {name} | {grader:.2f} | {kernel:.2f} | {others:.2f} | {wall:.2f} |")
-    # run_autograder's "others" are the grading process and all under it: the rows between
-    parent_marked = sum(grader for _, grader, _, _, _ in parent_rows)
-    lines += [
-        "| not in a phase: the kernel between its last phase and its end, the processes' exits, "
-        f"taskset | {chosen['cpu'] - marked - parent_marked:.2f} | | | |",
-        f"| **whole tree** | **{chosen['cpu']:.2f}** | | | **{chosen['wall']:.2f}** |",
+        *phase_table(chosen["phases"], chosen["cpu"], chosen["wall"]),
         "",
         f"Of its {chosen['cpu']:.2f} CPU s, the kernel spent "
         f"{sum(k for _, _, k, _, _ in child_rows):.2f} (the floor above: {floor_cpu:.2f}), the "

@@ -303,6 +303,7 @@ class Run:
     returncode: int
     peak_rss_mb: float = 0.0  # summed RSS of the process tree (counts shared library pages)
     peak_anon_mb: float = 0.0  # summed RssAnon: what the processes allocated themselves
+    output: str = ""  # run_autograder's output and errors: the instructor's log, its phase lines
 
 
 class Disk:
@@ -377,7 +378,7 @@ def run_autograder(
     """The zip's run_autograder on root/submission, in Gradescope's conditions (see the module's
     docstring); what it wrote and what it left."""
     (disk.mountpoint / "results").chmod(0o755)
-    for stale in ("environment.txt", "left.txt"):
+    for stale in ("environment.txt", "left.txt", "stdout.txt"):
         (root / stale).unlink(missing_ok=True)
     for stale in (disk.mountpoint / "results").iterdir():
         stale.unlink()
@@ -400,11 +401,11 @@ def run_autograder(
         env["AUTOGRADER_PYTHON"] = str(python)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    with (root / "stderr.txt").open("w") as errors:
+    with (root / "stderr.txt").open("w") as errors, (root / "stdout.txt").open("w") as output:
         child = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=output,
             stderr=errors,
         )
         peak_rss, peak_anon = sample_tree(child, deadline=started + 900)
@@ -431,6 +432,7 @@ def run_autograder(
         returncode=child.returncode,
         peak_rss_mb=peak_rss,
         peak_anon_mb=peak_anon,
+        output=(root / "stdout.txt").read_text(errors="replace") + stderr,
     )
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mnist_grader import package, results, sandbox
-from tests import bank
+from mnist_grader import package, phases, results, sandbox
+from tests import bank, bench_cold
 from tests import gradescope_like as gs
 from tests.bank import hostile
 from tests.conftest import idle_sandbox_uids, question_maxima, question_scores, require
@@ -139,6 +139,17 @@ def test_graded_as_on_gradescope(gradescope, case):
     assert graded["score"] == sum(got.values())
     if case is SMALL_FILES:
         assert "No space left on device" in graded["output"]
+    # The grading processes' phases go to run_autograder's output (the instructor's, which make
+    # bench reads), never to what the student sees.
+    assert not phases.LINE.search(graded["output"])
+    if case.name == "passes_all":
+        found = [phase[0] for phase in bench_cold.read_phases(run.output)["phases"]]
+        for name in ("run_autograder: start and imports", "grader start and imports"):
+            assert name in found, found
+        assert "kernel start" in found and "run_autograder: results.json" in found, found
+        assert [name for name in found if name.startswith("checks of ")] == [
+            f"checks of {question}" for question in bank.FULL_MARKS
+        ]
 
     # Nothing left: files on the disk and in /dev/shm, processes, IPC objects.
     assert run.left_in_tmp == []
