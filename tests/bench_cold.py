@@ -175,11 +175,16 @@ UNMARKED = (
 )
 
 
+def by_process(found: list) -> tuple[list, list]:
+    """read_phases' phases split into run_autograder's own and the grading process's."""
+    parent_rows = [p for p in found if p[0].startswith("run_autograder: ")]
+    return parent_rows, [p for p in found if p not in parent_rows]
+
+
 def phase_table(found: list, cpu: float, wall: float, unmarked: str = UNMARKED) -> list[str]:
     """The lines of a table of one graded submission's phases (read_phases) and its whole
     tree's CPU and wall seconds; `unmarked` names what the phases leave out."""
-    parent_rows = [p for p in found if p[0].startswith("run_autograder: ")]
-    child_rows = [p for p in found if not p[0].startswith("run_autograder: ")]
+    parent_rows, child_rows = by_process(found)
     marked = sum(grader + kernel + others for _, grader, kernel, others, _ in child_rows)
     # run_autograder's "others" are the grading process and all under it: the rows between
     parent_marked = sum(grader for _, grader, _, _, _ in parent_rows)
@@ -267,8 +272,8 @@ def report(raw: dict) -> str:
         "",
     ]
     chosen = median_run(runs["ours"])
-    child_rows = [p for p in chosen["phases"] if not p[0].startswith("run_autograder: ")]
-    parent_marked = sum(p[1] for p in chosen["phases"] if p[0].startswith("run_autograder: "))
+    parent_rows, child_rows = by_process(chosen["phases"])
+    parent_marked = sum(grader for _, grader, _, _, _ in parent_rows)
     lines += [
         "### Where one graded submission's CPU goes (the median run above)",
         "",
